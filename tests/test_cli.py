@@ -1,0 +1,81 @@
+"""The termshift CLI: verify, bench, and how errors reach the user."""
+
+import json
+
+import numpy as np
+import pytest
+
+from termshift import cli
+from termshift.backends.base import GemmResult
+from termshift.backends.csim import CSimBackend
+
+
+def test_verify_reports_zero_mismatches(capsys):
+    assert cli.main(["verify", "--cases", "5", "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("int    fast") and "mismatches=0" in lines[0]
+    assert lines[1].startswith("int    exact") and "mismatches=0" in lines[1]
+    n_edge = int(lines[0].split("cases=")[1].split()[0]) - 5
+    assert n_edge >= 10
+
+
+def test_verify_fails_on_a_single_flipped_bit(monkeypatch, capsys):
+    real = CSimBackend.gemm_int
+
+    def broken(self, a, w, bias=None, requant=None):
+        res = real(self, a, w, bias, requant)
+        out = res.out.copy()
+        out.flat[-1] ^= 1
+        return GemmResult(out, res.cycles)
+
+    monkeypatch.setattr(CSimBackend, "gemm_int", broken)
+    assert cli.main(["verify", "--build", "fast", "--cases", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "mismatches=" in out and "mismatches=0" not in out and "1 outputs differ" in out
+
+
+def test_verify_fails_on_wrong_cycles(monkeypatch, capsys):
+    real = CSimBackend.gemm_int
+    monkeypatch.setattr(CSimBackend, "gemm_int", lambda self, *a, **k: GemmResult(real(self, *a, **k).out, 0))
+    assert cli.main(["verify", "--build", "exact", "--cases", "0"]) == 1
+    assert "csim 0" in capsys.readouterr().out
+
+
+def test_bench_writes_json(tmp_path, capsys):
+    path = tmp_path / "sub" / "bench.json"
+    assert cli.main(["bench", "csim", "--size", "24", "--repeats", "1", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["gemm"]["macs"] == 24**3
+    assert set(report["results"]) == {"csim_fast", "csim_exact", "plain_ap_int_loop", "plain_native_loop",
+                                      "numpy_int32_matmul", "numpy_float64_blas"}
+    assert report["outputs_checked"] is True
+    assert report["ratios"]["fast_over_exact"] == pytest.approx(
+        report["results"]["csim_fast"]["mac_per_s"] / report["results"]["csim_exact"]["mac_per_s"])
+    assert "M MAC/s" in capsys.readouterr().out
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_user_errors_exit_2_with_one_line(capsys):
+    assert cli.main(["verify", "--engine", "posit"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown engine 'posit'" in err and "Traceback" not in err
+
+
+def test_argument_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["verify", "--cases", "-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "csim", "--size", "0"])
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    from termshift.atomic import write_json_atomic
+
+    path = tmp_path / "r.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": np.zeros(1)})  # not JSON-serializable
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
