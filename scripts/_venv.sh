@@ -13,5 +13,11 @@ fi
 extras="${1:-}"
 target="$root"
 [ -n "$extras" ] && target="$root[$extras]"
+# torch is pinned here, not in pyproject: an unpinned torch resolves to the
+# newest CUDA build (GBs); 2.13.0 has a CPU wheel (and is what we test with).
+if [ -n "$extras" ] && ! python -c "import torch" 2>/dev/null; then
+  echo "termshift: installing torch==${TERMSHIFT_TORCH:-2.13.0}"
+  python -m pip install --disable-pip-version-check -q "torch==${TERMSHIFT_TORCH:-2.13.0}"
+fi
 echo "termshift: installing $target (builds the C-sim extension)"
 python -m pip install --disable-pip-version-check -q "$target"

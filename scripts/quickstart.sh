@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: set up, prove the C-sim engines equal
-# the numpy reference bit for bit, and measure C-sim speed.
+# The main job on the embedded default: set up, then `termshift demo` (train or
+# load the MLP on Fashion-MNIST when installed, else scikit-learn digits;
+# float vs INT8 on the reference and C-sim backends; table, plot, artifact).
 set -euo pipefail
-. "$(dirname "$0")/_venv.sh"
+. "$(dirname "$0")/_venv.sh" models
 cd "$root"
-termshift verify
-termshift bench csim --json out/bench_csim.json
+termshift demo --out out/demo

@@ -40,6 +40,46 @@ def _cmd_bench_csim(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from termshift.atomic import write_json_atomic
+    from termshift.evaluate import evaluate, format_report
+
+    report = evaluate(args.model, args.format, args.backend, build=args.build, dataset=args.dataset,
+                      limit=args.limit)
+    print(format_report(report))
+    if args.json:
+        write_json_atomic(args.json, report)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from termshift.demo import format_demo, run_demo
+
+    report = run_demo(args.out, dataset=args.dataset)
+    print(format_demo(report))
+    print(f"wrote {args.out / 'demo.json'} and {args.out / 'accuracy_vs_energy.png'}")
+    agree = report["backends_agree"]
+    return 0 if agree["mismatches"] == 0 and agree["cycles_equal"] else 1
+
+
+def _cmd_export(args) -> int:
+    from termshift.backends import get_backend
+    from termshift.nn.artifact import save_artifact
+    from termshift.nn.datasets import load_image_data
+    from termshift.nn.lower import lower
+    from termshift.nn.train import trained_model
+
+    data = load_image_data(args.dataset)
+    graph = lower(trained_model(args.model, data), data.calibration(), args.format)
+    graph.meta.update(model=args.model, dataset=data.name)
+    x = data.x_test[:args.expected]
+    out = graph.run(x, get_backend("reference")).output
+    path = save_artifact(graph, args.output, expected={"input": x, "output": out})
+    print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB): {args.model} on {data.name}, {graph.fmt}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="termshift", description="Bit-exact HLS engines for non-uniform DNN number formats.")
     parser.add_argument("--version", action="version", version=f"termshift {__version__}")
@@ -59,6 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=int, default=256, help="M = N = K of the GEMM")
     b.add_argument("--repeats", type=int, default=3)
     b.set_defaults(func=_cmd_bench_csim)
+
+    p = sub.add_parser("eval", help="accuracy, ops, bits, cycles and modeled energy of a model in a format")
+    p.add_argument("--model", required=True, choices=("mlp", "cnn", "lstm", "minilm"))
+    p.add_argument("--format", required=True, help="format spec, e.g. int:bits=8, or float")
+    p.add_argument("--backend", default="reference", choices=("reference", "csim"))
+    p.add_argument("--build", default="fast", choices=("fast", "exact"), help="C-sim build (with --backend csim)")
+    p.add_argument("--dataset", default="auto", help="fashion-mnist, digits or auto (image models)")
+    p.add_argument("--limit", type=int, help="score only the first N test samples")
+    p.add_argument("--json", type=Path, help="also write the report to this JSON file")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job: MLP float vs INT on reference and C-sim, table + plot + artifact")
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--dataset", default="auto", help="fashion-mnist, digits or auto (Fashion-MNIST when installed)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("export", help="write a compiled-model artifact (.tsm) for the board")
+    p.add_argument("--model", required=True, choices=("mlp", "cnn"))
+    p.add_argument("--format", default="int:bits=8")
+    p.add_argument("--dataset", default="auto")
+    p.add_argument("--expected", type=int, default=16, help="test samples whose outputs go into the artifact")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
@@ -69,6 +132,8 @@ def main(argv=None) -> int:
         parser.error("--cases must be >= 0")
     if getattr(args, "size", 1) < 1:
         parser.error("--size must be >= 1")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        parser.error("--limit must be >= 1")
     try:
         return args.func(args)
     except (ValueError, TypeError, ImportError, OSError) as exc:
