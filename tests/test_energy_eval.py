@@ -100,3 +100,9 @@ def test_demo_on_digits(tmp_path, capsys):
 
     graph, expected = load_artifact(out / "mlp-int8.tsm")
     assert expected["output"].shape == (16, 10)
+
+
+def test_agree_cli_on_digits(capsys):
+    assert cli.main(["agree", "--model", "cnn", "--dataset", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "360 test samples" in out and "IDENTICAL, cycles equal" in out

@@ -63,6 +63,18 @@ def _cmd_demo(args) -> int:
     return 0 if agree["mismatches"] == 0 and agree["cycles_equal"] else 1
 
 
+def _cmd_agree(args) -> int:
+    from termshift.demo import check_backends_agree
+
+    r = check_backends_agree(args.model, args.dataset, args.format, args.build)
+    ok = r["mismatches"] == 0 and r["cycles_equal"]
+    print(f"{args.model} on {r['data'].name}, {r['format']}: {r['samples']} test samples, "
+          f"{r['engine_outputs_compared']:,} engine outputs compared between reference and csim-{args.build}: "
+          f"{'IDENTICAL' if ok else str(r['mismatches']) + ' MISMATCHES'}, cycles {'equal' if r['cycles_equal'] else 'DIFFER'} "
+          f"(reference {r['reference_seconds']:.2f} s, csim {r[f'csim_{args.build}_seconds']:.2f} s)")
+    return 0 if ok else 1
+
+
 def _cmd_export(args) -> int:
     from termshift.backends import get_backend
     from termshift.nn.artifact import save_artifact
@@ -114,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--dataset", default="auto", help="fashion-mnist, digits or auto (Fashion-MNIST when installed)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("agree", help="run a model's whole test set on reference and C-sim; compare every engine output")
+    p.add_argument("--model", required=True, choices=("mlp", "cnn"))
+    p.add_argument("--format", default="int:bits=8")
+    p.add_argument("--dataset", default="auto")
+    p.add_argument("--build", default="fast", choices=("fast", "exact"))
+    p.set_defaults(func=_cmd_agree)
 
     p = sub.add_parser("export", help="write a compiled-model artifact (.tsm) for the board")
     p.add_argument("--model", required=True, choices=("mlp", "cnn"))
