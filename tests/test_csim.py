@@ -43,12 +43,12 @@ def test_engine_geometry_matches_python_model(csim_fast):
 
 
 def test_cycle_model_by_hand():
-    # One full tile: 256 steps + fill/drain 8 + 8 - 2, then 8 drain rows.
-    assert gemm_cycles(INT_ENGINE, 8, 8, 256) == 256 + 14 + 8
+    # One full tile: 256 steps + fill/drain 8 + 8 - 2, then 64 accumulators drained one per cycle.
+    assert gemm_cycles(INT_ENGINE, 8, 8, 256) == 256 + 14 + 64
     # Ragged: 2 x 2 output tiles, K=257 needs two K slices (each pays fill/drain).
-    assert gemm_cycles(INT_ENGINE, 9, 16, 257) == 4 * (257 + 2 * 14 + 8)
-    assert gemm_cycles(INT_ENGINE, 1, 1, 1) == 1 + 14 + 8
-    assert utilization(INT_ENGINE, 256, 256, 256) == pytest.approx(256 / 278)
+    assert gemm_cycles(INT_ENGINE, 9, 16, 257) == 4 * (257 + 2 * 14 + 64)
+    assert gemm_cycles(INT_ENGINE, 1, 1, 1) == 1 + 14 + 64
+    assert utilization(INT_ENGINE, 256, 256, 256) == pytest.approx(256 / 334)
 
 
 def test_signed_and_unsigned_bytes_differ(csim_fast, reference):

@@ -52,7 +52,7 @@ static uint64_t golden_cycles(unsigned M, unsigned N, unsigned K) {
     const uint64_t R = GEMM_INT_ROWS, C = GEMM_INT_COLS, TK = GEMM_INT_TILE_K;
     const uint64_t tiles = ((M + R - 1) / R) * ((N + C - 1) / C);
     const uint64_t k_tiles = (K + TK - 1) / TK;
-    return tiles * (K + k_tiles * (R + C - 2) + R);
+    return tiles * (K + k_tiles * (R + C - 2) + R * C);
 }
 
 struct gemm_case {

@@ -92,6 +92,13 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_hls(args) -> int:
+    from termshift.hls import check, manifest, resources
+
+    tool = {"check": check.main, "resources": resources.main, "manifest": manifest.main}[args.action]
+    return tool(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="termshift", description="Bit-exact HLS engines for non-uniform DNN number formats.")
     parser.add_argument("--version", action="version", version=f"termshift {__version__}")
@@ -133,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="auto")
     p.add_argument("--build", default="fast", choices=("fast", "exact"))
     p.set_defaults(func=_cmd_agree)
+
+    p = sub.add_parser("hls", help="HLS flow helpers: static synthesizability check, resource model, overlay manifest",
+                       description="termshift hls check [--root DIR] | resources [...] | manifest write|check [...]; "
+                                   "`termshift hls ACTION --help` for each")
+    p.add_argument("action", choices=("check", "resources", "manifest"))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the action")
+    p.set_defaults(func=_cmd_hls)
 
     p = sub.add_parser("export", help="write a compiled-model artifact (.tsm) for the board")
     p.add_argument("--model", required=True, choices=("mlp", "cnn"))

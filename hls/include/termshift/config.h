@@ -23,6 +23,9 @@ struct gemm_config {
     static const unsigned tile_k = TILE_K;
     static const unsigned acc_bits = 32;
     static const unsigned max_shift = 62;  // keeps the rounding term inside wide_t
+    // Longest systolic wavefront (a full tile_k slice): a named constant so
+    // LOOP_TRIPCOUNT can use it (pragma options take names, not expressions).
+    static const unsigned max_span = TILE_K + ROWS + COLS - 2;
     typedef typename TYPES::w_t w_t;
     typedef typename TYPES::a_t a_t;
     typedef typename TYPES::acc_t acc_t;

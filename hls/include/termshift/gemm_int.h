@@ -28,9 +28,12 @@ uint64_t gemm_int_engine(const uint8_t *A, const int8_t *W, const int32_t *bias,
     a_t a_tile[R][TK];
     w_t w_tile[CC][TK];
     acc_t acc[R][CC];
+    int32_t bias_tile[CC], mult_tile[CC];
 #pragma HLS ARRAY_PARTITION variable=a_tile complete dim=1
 #pragma HLS ARRAY_PARTITION variable=w_tile complete dim=1
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=0
+#pragma HLS ARRAY_PARTITION variable=bias_tile complete dim=1
+#pragma HLS ARRAY_PARTITION variable=mult_tile complete dim=1
     uint64_t cycles = 0;
 
 TILE_M:
@@ -39,6 +42,14 @@ TILE_M:
     TILE_N:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
+        // Per-channel parameters of this column tile, read once (not once per row).
+        LOAD_P:
+            for (unsigned c = 0; c < CC; ++c) {
+#pragma HLS PIPELINE II=1
+                const bool col_live = n0 + c < N;
+                bias_tile[c] = col_live ? bias[n0 + c] : 0;
+                mult_tile[c] = col_live ? multiplier[n0 + c] : 0;
+            }
         ZERO_R:
             for (unsigned r = 0; r < R; ++r) {
 #pragma HLS UNROLL
@@ -74,22 +85,23 @@ TILE_M:
                 }
                 cycles += systolic_array<CONFIG_T>(a_tile, w_tile, acc, k_len);
             }
-        // Drain: one row of the array leaves through the requant stage per cycle.
+        // Drain: one accumulator per cycle through the requant stage and out
+        // of the 32-bit C port (a wider port could drain a row per cycle).
         DRAIN_R:
             for (unsigned r = 0; r < R; ++r) {
-#pragma HLS PIPELINE II=1
+            DRAIN_C:
                 for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS UNROLL
+#pragma HLS PIPELINE II=1
                     const unsigned m = m0 + r, n = n0 + c;
                     if (m < M && n < N) {
-                        const acc_t total = acc[r][c] + acc_t(bias[n]);
+                        const acc_t total = acc[r][c] + acc_t(bias_tile[c]);
                         C[(uint64_t)m * N + n] =
                             raw_out ? (int32_t)total
-                                    : requantize<CONFIG_T>(total, multiplier[n], shift, lo, hi);
+                                    : requantize<CONFIG_T>(total, mult_tile[c], shift, lo, hi);
                     }
                 }
             }
-            cycles += R;
+            cycles += R * CC;
         }
     }
     return cycles;

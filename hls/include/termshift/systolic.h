@@ -45,10 +45,11 @@ CLEAR_R:
         }
     }
     const unsigned span = systolic_span<CONFIG_T>(k_len);
+    const unsigned max_span = CONFIG_T::max_span;
 STEP:
     for (unsigned t = 0; t < span; ++t) {
 #pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k + CONFIG_T::rows + CONFIG_T::cols - 2
+#pragma HLS LOOP_TRIPCOUNT min=1 max=max_span
     // Move every operand one PE on, far end first so nothing is overwritten.
     SHIFT_A:
         for (unsigned r = 0; r < R; ++r) {

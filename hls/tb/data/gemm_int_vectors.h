@@ -1666,19 +1666,19 @@ static const int32_t v12_C[20] = {
     0, 0, 255, 255, 0, 0, 255, 255, 0, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 0};
 
 static const gemm_int_vector gemm_int_vectors[] = {
-    {"length 1", 1u, 1u, 1u, 1u, 1u, 0, 255, v0_A, v0_W, v0_bias, v0_mult, v0_C, 23ull},
-    {"ragged tiles K=257", 9u, 7u, 257u, 16u, 0u, -127, 127, v1_A, v1_W, v1_bias, v1_mult, v1_C, 586ull},
-    {"ragged tiles K=513", 17u, 3u, 513u, 0u, 1u, 0, 255, v2_A, v2_W, v2_bias, v2_mult, v2_C, 1689ull},
-    {"exact tile 8x8x256", 8u, 8u, 256u, 0u, 2u, 0, 0, v3_A, v3_W, v3_bias, v3_mult, v3_C, 278ull},
-    {"all negative", 11u, 13u, 300u, 20u, 0u, -127, 127, v4_A, v4_W, v4_bias, v4_mult, v4_C, 1344ull},
-    {"zero activations", 5u, 6u, 40u, 1u, 1u, 0, 255, v5_A, v5_W, v5_bias, v5_mult, v5_C, 62ull},
-    {"zero weights", 4u, 9u, 33u, 0u, 3u, 0, 0, v6_A, v6_W, v6_bias, v6_mult, v6_C, 110ull},
-    {"requant saturates both ends", 6u, 10u, 64u, 0u, 0u, -127, 127, v7_A, v7_W, v7_bias, v7_mult, v7_C, 172ull},
-    {"requant shift 0, multiplier 1", 6u, 10u, 64u, 0u, 0u, (-2147483647 - 1), 2147483647, v8_A, v8_W, v8_bias, v8_mult, v8_C, 172ull},
-    {"requant ties round up", 3u, 3u, 1u, 1u, 1u, (-2147483647 - 1), 2147483647, v9_A, v9_W, v9_bias, v9_mult, v9_C, 23ull},
-    {"random 3x5x7", 3u, 5u, 7u, 10u, 0u, -127, 127, v10_A, v10_W, v10_bias, v10_mult, v10_C, 29ull},
-    {"random 12x9x260", 12u, 9u, 260u, 0u, 2u, 0, 0, v11_A, v11_W, v11_bias, v11_mult, v11_C, 1184ull},
-    {"random 1x20x31", 1u, 20u, 31u, 1u, 1u, 0, 255, v12_A, v12_W, v12_bias, v12_mult, v12_C, 159ull},
+    {"length 1", 1u, 1u, 1u, 1u, 1u, 0, 255, v0_A, v0_W, v0_bias, v0_mult, v0_C, 79ull},
+    {"ragged tiles K=257", 9u, 7u, 257u, 16u, 0u, -127, 127, v1_A, v1_W, v1_bias, v1_mult, v1_C, 698ull},
+    {"ragged tiles K=513", 17u, 3u, 513u, 0u, 1u, 0, 255, v2_A, v2_W, v2_bias, v2_mult, v2_C, 1857ull},
+    {"exact tile 8x8x256", 8u, 8u, 256u, 0u, 2u, 0, 0, v3_A, v3_W, v3_bias, v3_mult, v3_C, 334ull},
+    {"all negative", 11u, 13u, 300u, 20u, 0u, -127, 127, v4_A, v4_W, v4_bias, v4_mult, v4_C, 1568ull},
+    {"zero activations", 5u, 6u, 40u, 1u, 1u, 0, 255, v5_A, v5_W, v5_bias, v5_mult, v5_C, 118ull},
+    {"zero weights", 4u, 9u, 33u, 0u, 3u, 0, 0, v6_A, v6_W, v6_bias, v6_mult, v6_C, 222ull},
+    {"requant saturates both ends", 6u, 10u, 64u, 0u, 0u, -127, 127, v7_A, v7_W, v7_bias, v7_mult, v7_C, 284ull},
+    {"requant shift 0, multiplier 1", 6u, 10u, 64u, 0u, 0u, (-2147483647 - 1), 2147483647, v8_A, v8_W, v8_bias, v8_mult, v8_C, 284ull},
+    {"requant ties round up", 3u, 3u, 1u, 1u, 1u, (-2147483647 - 1), 2147483647, v9_A, v9_W, v9_bias, v9_mult, v9_C, 79ull},
+    {"random 3x5x7", 3u, 5u, 7u, 10u, 0u, -127, 127, v10_A, v10_W, v10_bias, v10_mult, v10_C, 85ull},
+    {"random 12x9x260", 12u, 9u, 260u, 0u, 2u, 0, 0, v11_A, v11_W, v11_bias, v11_mult, v11_C, 1408ull},
+    {"random 1x20x31", 1u, 20u, 31u, 1u, 1u, 0, 255, v12_A, v12_W, v12_bias, v12_mult, v12_C, 327ull},
 };
 
 #endif

@@ -3,8 +3,8 @@
 It mirrors the loop structure of hls/include/termshift/gemm_int.h at II=1:
 for every (rows x cols) output tile and every tile_k-deep slice of K, the
 array runs k_len + rows + cols - 2 steps (fill, steady state, drain of the
-skewed wavefront), then the tile's accumulators leave through the requant
-stage one row per cycle. Memory transfers are not counted (the top is meant
+skewed wavefront), then the tile's rows x cols accumulators leave through the
+requant stage and the 32-bit C port one per cycle. Memory transfers are not counted (the top is meant
 to overlap them with compute; the board measures the real figure).
 """
 
@@ -32,7 +32,7 @@ def gemm_cycles(geom: ArrayGeometry, m: int, n: int, k: int) -> int:
     """Array cycles of one M x N x K GEMM call."""
     tiles = _ceil_div(m, geom.rows) * _ceil_div(n, geom.cols)
     k_tiles = _ceil_div(k, geom.tile_k)
-    per_tile = k + k_tiles * (geom.rows + geom.cols - 2) + geom.rows
+    per_tile = k + k_tiles * (geom.rows + geom.cols - 2) + geom.rows * geom.cols
     return tiles * per_tile
 
 
