@@ -21,23 +21,23 @@ def test_verify_reports_zero_mismatches(capsys):
 
 
 def test_verify_fails_on_a_single_flipped_bit(monkeypatch, capsys):
-    real = CSimBackend.gemm_int
+    real = CSimBackend.run
 
-    def broken(self, a, w, bias=None, requant=None):
-        res = real(self, a, w, bias, requant)
+    def broken(self, engine, **operands):
+        res = real(self, engine, **operands)
         out = res.out.copy()
         out.flat[-1] ^= 1
         return GemmResult(out, res.cycles)
 
-    monkeypatch.setattr(CSimBackend, "gemm_int", broken)
+    monkeypatch.setattr(CSimBackend, "run", broken)
     assert cli.main(["verify", "--build", "fast", "--cases", "2"]) == 1
     out = capsys.readouterr().out
     assert "mismatches=" in out and "mismatches=0" not in out and "1 outputs differ" in out
 
 
 def test_verify_fails_on_wrong_cycles(monkeypatch, capsys):
-    real = CSimBackend.gemm_int
-    monkeypatch.setattr(CSimBackend, "gemm_int", lambda self, *a, **k: GemmResult(real(self, *a, **k).out, 0))
+    real = CSimBackend.run
+    monkeypatch.setattr(CSimBackend, "run", lambda self, *a, **k: GemmResult(real(self, *a, **k).out, 0))
     assert cli.main(["verify", "--build", "exact", "--cases", "0"]) == 1
     assert "csim 0" in capsys.readouterr().out
 

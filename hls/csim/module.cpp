@@ -1,103 +1,24 @@
 // Owns the pybind11 module termshift._csim: the C-simulation of the HLS
 // engines, callable from Python.
 //
-// Each engine comes in two builds of the same templates: `exact` calls the
+// Every engine comes in two builds of the same templates: `exact` calls the
 // synthesizable top compiled with Xilinx ap_types (what vitis_hls csim_design
-// runs), `fast` instantiates the engine template over native integers. The
-// host validates inputs (dtypes, shapes, accumulator bounds) before calling;
-// the checks here only guard memory safety. The GIL is released while an
-// engine runs.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
+// runs), `fast` instantiates the engine template over native integers. Each
+// engine's binding lives in bind_<engine>.cpp; CMake lists them in
+// engines_generated.h. The host validates inputs (dtypes, shapes, accumulator
+// bounds) before calling; the bindings' checks only guard memory safety. The
+// GIL is released while an engine runs.
+#include "bind.h"
+#include "engines_generated.h"
 
-#include <string>
-
-#include "baselines.h"
-#include "gemm_int.h"
-
-namespace py = pybind11;
-
-typedef termshift::gemm_config<GEMM_INT_ROWS, GEMM_INT_COLS, GEMM_INT_TILE_K,
-                               termshift::native_types>
-    gemm_int_fast_config_t;
-
-template <class T>
-using carray = py::array_t<T, py::array::c_style>;
-
-static void require(bool ok, const std::string &what) {
-    if (!ok) throw py::value_error("termshift._csim: " + what);
-}
-
-static py::tuple gemm_int_call(const std::string &build, carray<uint8_t> a, carray<int8_t> w,
-                               carray<int32_t> bias, carray<int32_t> multiplier,
-                               unsigned shift, int32_t lo, int32_t hi, unsigned flags) {
-    require(build == "fast" || build == "exact", "build must be 'fast' or 'exact', got '" + build + "'");
-    require(a.ndim() == 2 && w.ndim() == 2, "a and w must be 2-D");
-    const py::ssize_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
-    require(M > 0 && N > 0 && K > 0, "M, N and K must be positive");
-    require(w.shape(1) == K, "a and w disagree on K");
-    require(bias.ndim() == 1 && bias.shape(0) == N, "bias must have N entries");
-    require(multiplier.ndim() == 1 && multiplier.shape(0) == N, "multiplier must have N entries");
-    require(shift <= gemm_int_config_t::max_shift, "shift out of range");
-    require(M < (1LL << 31) && N < (1LL << 31) && K < (1LL << 31), "dimension too large");
-
-    carray<int32_t> c({M, N});
-    uint64_t cycles = 0;
-    const uint8_t *pa = a.data();
-    const int8_t *pw = w.data();
-    const int32_t *pb = bias.data(), *pm = multiplier.data();
-    int32_t *pc = c.mutable_data();
-    {
-        py::gil_scoped_release release;
-        if (build == "exact") {
-            gemm_int(pa, pw, pb, pm, pc, (unsigned)M, (unsigned)N, (unsigned)K, shift, lo, hi,
-                     flags, cycles);
-        } else {
-            cycles = termshift::gemm_int_engine<gemm_int_fast_config_t>(
-                pa, pw, pb, pm, pc, (unsigned)M, (unsigned)N, (unsigned)K, shift, lo, hi, flags);
-        }
-    }
-    return py::make_tuple(c, cycles);
-}
-
-static carray<int32_t> plain_gemm_call(const std::string &types, carray<uint8_t> a,
-                                       carray<int8_t> w, bool a_unsigned) {
-    require(a.ndim() == 2 && w.ndim() == 2 && a.shape(1) == w.shape(1), "a (M x K), w (N x K)");
-    const py::ssize_t M = a.shape(0), K = a.shape(1), N = w.shape(0);
-    carray<int32_t> c({M, N});
-    const uint8_t *pa = a.data();
-    const int8_t *pw = w.data();
-    int32_t *pc = c.mutable_data();
-    py::gil_scoped_release release;
-    if (types == "ap_int")
-        termshift::plain_gemm<ap_int<9>, ap_int<8>, ap_int<32> >(pa, pw, pc, M, N, K, a_unsigned);
-    else if (types == "native")
-        termshift::plain_gemm<int16_t, int8_t, int32_t>(pa, pw, pc, M, N, K, a_unsigned);
-    else
-        throw py::value_error("types must be 'ap_int' or 'native'");
-    return c;
-}
+#define TERMSHIFT_DECLARE(name) void bind_##name(py::module_ &, py::dict &);
+TERMSHIFT_FOR_EACH_ENGINE(TERMSHIFT_DECLARE)
 
 PYBIND11_MODULE(_csim, m) {
     m.doc() = "C-simulation of the termshift HLS engines (fast: native ints, exact: ap_types)";
-
-    m.def("gemm_int", &gemm_int_call, py::arg("build"), py::arg("a"), py::arg("w"),
-          py::arg("bias"), py::arg("multiplier"), py::arg("shift"), py::arg("lo"),
-          py::arg("hi"), py::arg("flags"),
-          "INT8 GEMM engine: returns (C int32 [M, N], modeled array cycles).");
-    m.def("plain_gemm", &plain_gemm_call, py::arg("types"), py::arg("a"), py::arg("w"),
-          py::arg("a_unsigned"), "Baseline triple-loop GEMM (no requant) for benchmarks.");
-
-    py::dict info;
-    info["rows"] = GEMM_INT_ROWS;
-    info["cols"] = GEMM_INT_COLS;
-    info["tile_k"] = GEMM_INT_TILE_K;
-    info["acc_bits"] = unsigned(gemm_int_config_t::acc_bits);
-    info["max_shift"] = unsigned(gemm_int_config_t::max_shift);
-    info["flag_a_unsigned"] = (unsigned)termshift::FLAG_A_UNSIGNED;
-    info["flag_raw_out"] = (unsigned)termshift::FLAG_RAW_OUT;
     py::dict engines;
-    engines["int"] = info;
+#define TERMSHIFT_BIND(name) bind_##name(m, engines);
+    TERMSHIFT_FOR_EACH_ENGINE(TERMSHIFT_BIND)
     m.attr("ENGINES") = engines;
     m.attr("AP_TYPES_DIR") = TERMSHIFT_AP_TYPES_DIR;
 }

@@ -15,9 +15,10 @@ from termshift import __version__
 
 
 def _cmd_verify(args) -> int:
-    from termshift.verify import ENGINES, verify_engine
+    from termshift.backends.engines import engine_names
+    from termshift.verify import verify_engine
 
-    engines = ENGINES if args.engine == "all" else (args.engine,)
+    engines = engine_names() if args.engine == "all" else (args.engine,)
     builds = ("fast", "exact") if args.build == "both" else (args.build,)
     failed = 0
     for engine in engines:
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("verify", help="compare the C-sim engines with the numpy reference, bit for bit")
-    p.add_argument("--engine", default="all", help="engine to check (int) or all")
+    p.add_argument("--engine", default="all", help="engine to check (e.g. int) or all")
     p.add_argument("--build", default="both", choices=("fast", "exact", "both"))
     p.add_argument("--cases", type=int, default=200, help="random cases per engine and build (edge cases are always run)")
     p.add_argument("--seed", type=int, default=0)

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from termshift.backends import get_backend
-from termshift.cases import all_cases
-
-ENGINES = ("int",)
+from termshift.backends.engines import engine_names, get_engine
 
 
 @dataclass
@@ -30,19 +28,18 @@ class VerifyRow:
 
 
 def verify_engine(engine: str, build: str, n_random: int, seed: int) -> VerifyRow:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    defn = get_engine(engine)
     ref = get_backend("reference")
     sim = get_backend("csim", build=build)
     row = VerifyRow(engine, build, 0, 0)
-    for case in all_cases(seed, n_random):
-        want = ref.gemm_int(case.a, case.w, case.bias, case.requant)
-        got = sim.gemm_int(case.a, case.w, case.bias, case.requant)
+    for name, operands in defn.cases(seed, n_random):
+        want = ref.run(engine, **operands)
+        got = sim.run(engine, **operands)
         row.cases += 1
-        bad = int(np.count_nonzero(want.out != got.out))
+        bad = int(np.count_nonzero(want.out != got.out)) if want.out.shape == got.out.shape else want.out.size
         if bad or want.cycles != got.cycles:
             row.mismatches += 1
             if not row.first_failure:
-                row.first_failure = (f"{case.name}: {bad} outputs differ, cycles "
+                row.first_failure = (f"{name}: {bad} outputs differ, cycles "
                                      f"reference {want.cycles} csim {got.cycles}")
     return row

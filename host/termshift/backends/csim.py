@@ -1,17 +1,15 @@
 """The C-sim backend: the HLS engines compiled into termshift._csim.
 
 `build="fast"` (default) runs the engine templates over native integers,
-`build="exact"` runs the synthesizable top over Xilinx ap_types. Operands are
+`build="exact"` runs the synthesizable tops over Xilinx ap_types. Operands are
 validated here with the same checks as the reference, so the extension only
 ever sees legal calls.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from termshift.backends.base import Backend, GemmResult
-from termshift.formats import uniform
+from termshift.backends.engines import get_engine
 
 BUILDS = ("fast", "exact")
 
@@ -38,19 +36,9 @@ class CSimBackend(Backend):
             raise ValueError(f"csim build must be one of {BUILDS}, got {build!r}")
         self.build = build
         self._ext = load_extension()
-        self._info = self._ext.ENGINES["int"]
 
-    def gemm_int(self, a, w, bias=None, requant=None) -> GemmResult:
-        args = uniform.validate_gemm_int(a, w, bias, requant)
-        flags = self._info["flag_a_unsigned"] if args.a_unsigned else 0
-        if args.requant is None:
-            flags |= self._info["flag_raw_out"]
-            mult, shift, lo, hi = np.zeros_like(args.bias), 0, 0, 0
-        else:
-            rq = args.requant
-            mult, shift, lo, hi = rq.multiplier, rq.shift, rq.lo, rq.hi
-        out, cycles = self._ext.gemm_int(
-            self.build, args.a.view(np.uint8), args.w, args.bias,
-            np.ascontiguousarray(mult, dtype=np.int32), shift, lo, hi, flags,
-        )
-        return GemmResult(out, int(cycles))
+    def run(self, engine: str, **operands) -> GemmResult:
+        e = get_engine(engine)
+        if engine not in self._ext.ENGINES:
+            raise RuntimeError(f"engine {engine!r} is not in this build of termshift._csim; rebuild with `pip install .`")
+        return e.csim(self._ext, self.build, e.validate(**operands))

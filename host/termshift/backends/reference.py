@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from termshift.backends.base import Backend, GemmResult
-from termshift.backends.cycle_model import INT_ENGINE, gemm_cycles
-from termshift.formats import uniform
+from termshift.backends.engines import get_engine
 
 
 class ReferenceBackend(Backend):
     name = "reference"
 
-    def gemm_int(self, a, w, bias=None, requant=None) -> GemmResult:
-        args = uniform.validate_gemm_int(a, w, bias, requant)
-        out = uniform.gemm(args.a, args.w, args.bias, args.requant)
-        return GemmResult(out, gemm_cycles(INT_ENGINE, *args.shape))
+    def run(self, engine: str, **operands) -> GemmResult:
+        e = get_engine(engine)
+        return e.reference(e.validate(**operands))
