@@ -60,13 +60,13 @@ def test_corrupted_array_is_named(graph, tmp_path):
     path = save_artifact(graph, tmp_path / "m.tsm")
 
     def flip(items):
-        name = next(n for n in items if n.endswith("_w.npy"))
+        name = next(n for n in items if n.endswith("_payload_w.npy"))
         data = bytearray(items[name])
         data[-1] ^= 0x01
         items[name] = bytes(data)
 
     _rewrite(path, flip)
-    with pytest.raises(ArtifactError, match=r"nodes\[1\]\.w .* fails its SHA-256 check"):
+    with pytest.raises(ArtifactError, match=r"nodes\[1\]\.payload_w .* fails its SHA-256 check"):
         load_artifact(path)
 
 

@@ -107,7 +107,7 @@ def test_unsupported_models_are_named(model, message):
 def test_bad_calibration_and_format():
     with pytest.raises(ValueError, match="non-finite"):
         lower(tiny_mlp(), np.full((4, 20), np.nan, np.float32))
-    with pytest.raises(ValueError, match="no lowering yet"):
+    with pytest.raises(ValueError, match="no engine lowering yet"):
         lower(tiny_mlp(), np.zeros((4, 20), np.float32), _fake_spec())
     with pytest.raises(ValueError, match="unknown format"):
         lower(tiny_mlp(), np.zeros((4, 20), np.float32), "posit:bits=8")

@@ -86,9 +86,11 @@ def _build_node(kind: str, name: str, p: dict, a: dict):
         rq = None
         if p["requant"] is not None:
             r = p["requant"]
-            rq = Requant(a["multiplier"], int(r["shift"]), int(r["lo"]), int(r["hi"])).validated(a["w"].shape[0])
-        common = dict(name=name, fmt=p["fmt"], w=a["w"], bias=a["bias"], s_in=float(p["s_in"]), s_w=a["s_w"],
-                      requant=rq, s_out=float(p["s_out"]), w_bits=int(p["w_bits"]), a_bits=int(p["a_bits"]))
+            rq = Requant(a["multiplier"], int(r["shift"]), int(r["lo"]), int(r["hi"])).validated(a["bias"].shape[0])
+        payload = {k: a[f"payload_{k}"] for k in p["payload"]}
+        common = dict(name=name, fmt=p["fmt"], payload=payload, bias=a["bias"], k=int(p["k"]), s_in=float(p["s_in"]),
+                      s_w=a["s_w"], requant=rq, s_out=float(p["s_out"]), w_bits=float(p["w_bits"]),
+                      a_bits=int(p["a_bits"]))
         if kind == "linear":
             return QLinear(**common)
         return QConv2d(**common, in_channels=int(p["in_channels"]), kernel=tuple(p["kernel"]),

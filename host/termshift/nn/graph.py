@@ -18,10 +18,10 @@ from typing import Iterable
 import numpy as np
 
 from termshift.backends.base import Backend
-from termshift.backends.cycle_model import INT_ENGINE, gemm_cycles
 from termshift.checks import as_float_array
 from termshift.formats import uniform
 from termshift.formats.uniform import Requant
+from termshift.nn.gemm_formats import gemm_format
 from termshift.nn.im2col import col2im_output, conv_output_size, im2col
 
 
@@ -116,22 +116,29 @@ class QuantizeInput(Node):
 
 @dataclass
 class GemmNode(Node):
-    """Shared by Linear and Conv2d: int8 weights (N, K), int32 bias, and how
-    the int32 result leaves: requantized to codes, or dequantized to float."""
+    """Shared by Linear and Conv2d: the format's weight payload (for `int`,
+    {"w": int8 (N, K)}), int32 bias, per-channel weight scales, and how the
+    int32 result leaves: requantized to codes, or dequantized to float. The
+    format's GemmFormat (nn/gemm_formats.py) runs and costs the call."""
 
     name: str
     fmt: str
-    w: np.ndarray  # (N, K) int8
+    payload: dict  # format-specific weight arrays, each with N rows
     bias: np.ndarray  # (N,) int32
+    k: int  # reduction length of the GEMM
     s_in: float  # scale of the input codes
     s_w: np.ndarray  # (N,) weight scales
     requant: Requant | None  # None: last layer, dequantize to float
     s_out: float = 1.0  # scale of the output codes when requantized
-    w_bits: int = 8
+    w_bits: float = 8  # the format's bits per weight (reported)
     a_bits: int = 8
 
+    @property
+    def n_out(self) -> int:
+        return int(self.bias.shape[0])
+
     def _gemm(self, a2d: np.ndarray, ctx: RunContext) -> np.ndarray:
-        res = ctx.backend.gemm_int(a2d, self.w, self.bias, self.requant)
+        res = gemm_format(self.fmt).run(ctx.backend, a2d, self)
         ctx.cycles[self.name] = ctx.cycles.get(self.name, 0) + res.cycles
         if ctx.keep_raw:
             ctx.raw[self.name] = res.out
@@ -141,31 +148,18 @@ class GemmNode(Node):
         return res.out.astype(out_dtype)
 
     def _gemm_cost(self, m: int, in_elems: int, out_elems: int) -> LayerCost:
-        n, k = self.w.shape
-        g = INT_ENGINE
-        ops = {"macs": m * n * k}
-        if self.requant is not None:
-            ops["requants"] = m * n
-        # Each output tile reads a rows x K slice of A and a cols x K slice of W.
-        tiles = -(-m // g.rows) * -(-n // g.cols)
-        return LayerCost(
-            name=self.name, kind=self.kind, ops=ops, weight_count=n * k, bias_count=n,
-            act_in_count=in_elems, act_out_count=out_elems,
-            sram_a_reads=tiles * k * g.rows, sram_w_reads=tiles * k * g.cols,
-            cycles=gemm_cycles(g, m, n, k), bits_per_weight=float(self.w_bits),
-            bits_per_activation=float(self.a_bits), weight_storage_bits=8.0, act_storage_bits=8.0,
-            out_storage_bits=32.0 if self.requant is None else 8.0,
-        )
+        return gemm_format(self.fmt).cost(self, m, in_elems, out_elems)
 
     def params(self):
         p = {"fmt": self.fmt, "s_in": self.s_in, "s_out": self.s_out, "w_bits": self.w_bits, "a_bits": self.a_bits,
-             "requant": None}
+             "k": self.k, "payload": sorted(self.payload), "requant": None}
         if self.requant is not None:
             p["requant"] = {"shift": self.requant.shift, "lo": self.requant.lo, "hi": self.requant.hi}
         return p
 
     def arrays(self):
-        a = {"w": self.w, "bias": self.bias, "s_w": np.asarray(self.s_w, np.float64)}
+        a = {f"payload_{k}": v for k, v in self.payload.items()}
+        a.update(bias=self.bias, s_w=np.asarray(self.s_w, np.float64))
         if self.requant is not None:
             a["multiplier"] = self.requant.multiplier
         return a
@@ -176,15 +170,15 @@ class QLinear(GemmNode):
     kind = "linear"
 
     def out_shape(self, in_shape):
-        return (self.w.shape[0],)
+        return (self.n_out,)
 
     def run(self, x, ctx):
-        if x.ndim != 2 or x.shape[1] != self.w.shape[1]:
-            raise ValueError(f"{self.name}: expects (batch, {self.w.shape[1]}) input, got {x.shape}")
+        if x.ndim != 2 or x.shape[1] != self.k:
+            raise ValueError(f"{self.name}: expects (batch, {self.k}) input, got {x.shape}")
         return self._gemm(x, ctx)
 
     def cost(self, in_shape):
-        return self._gemm_cost(1, self.w.shape[1], self.w.shape[0])
+        return self._gemm_cost(1, self.k, self.n_out)
 
 
 @dataclass
@@ -197,7 +191,7 @@ class QConv2d(GemmNode):
 
     def out_shape(self, in_shape):
         c, h, w = in_shape
-        return (self.w.shape[0], conv_output_size(h, self.kernel[0], self.stride[0], self.padding[0]),
+        return (self.n_out, conv_output_size(h, self.kernel[0], self.stride[0], self.padding[0]),
                 conv_output_size(w, self.kernel[1], self.stride[1], self.padding[1]))
 
     def run(self, x, ctx):

@@ -20,6 +20,7 @@ from torch import nn
 
 from termshift.checks import as_float_array
 from termshift.formats import FormatSpec, parse, uniform
+from termshift.nn.gemm_formats import gemm_format
 from termshift.nn.graph import Flatten, Pool2d, QConv2d, QLinear, QuantGraph, QuantizeInput, ReLU
 
 
@@ -114,12 +115,17 @@ def _apply(op: FloatOp, x: torch.Tensor) -> torch.Tensor:
     return torch.relu(y) if op.relu else y
 
 
+# Activations between engines are uniform codes of this width for every
+# weight format (the papers keep INT8 activations), except `int:bits=B`, whose
+# activations are B bits too.
+ACT_BITS = 8
+
+
 def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "int:bits=8") -> QuantGraph:
-    """Quantize `model` to a QuantGraph in format `fmt` (only `int` so far)."""
+    """Quantize `model` to a QuantGraph in format `fmt` (any format in nn/gemm_formats.py)."""
     spec = parse(fmt) if isinstance(fmt, str) else fmt
-    if spec.name != "int":
-        raise ValueError(f"format {spec.name!r} has no lowering yet; available: int")
-    bits, gran = spec["bits"], spec["granularity"]
+    gf = gemm_format(spec)
+    bits = spec["bits"] if spec.name == "int" else ACT_BITS
     calib = np.asarray(calibration, np.float32)
     if calib.ndim < 2 or len(calib) == 0:
         raise ValueError(f"calibration data must be a non-empty batch, got shape {calib.shape}")
@@ -139,11 +145,11 @@ def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "in
             if op.kind in ("linear", "conv2d"):
                 w = op.module.weight.detach().double().numpy()
                 w2 = w.reshape(w.shape[0], -1)
-                s_w = np.broadcast_to(uniform.weight_scale(w2, bits, gran), (w2.shape[0],)).copy()
-                wq = uniform.quantize(w2, s_w, bits, True)
+                payload, s_w = gf.quantize_weights(w2, spec)
                 b = op.module.bias.detach().double().numpy() if op.module.bias is not None else np.zeros(w2.shape[0])
                 bq = uniform.quantize_bias(b, s_act, s_w)
-                common = dict(name=op.name, fmt=str(spec), w=wq, bias=bq, s_in=s_act, s_w=s_w, w_bits=bits, a_bits=bits)
+                common = dict(name=op.name, fmt=str(spec), payload=payload, bias=bq, k=w2.shape[1], s_in=s_act,
+                              s_w=s_w, w_bits=gf.weight_bits(spec), a_bits=bits)
                 if i == last:
                     rq, s_out = None, 1.0
                 else:
