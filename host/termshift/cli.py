@@ -67,9 +67,15 @@ def _cmd_demo(args) -> int:
 def _cmd_agree(args) -> int:
     from termshift.demo import check_backends_agree
 
-    r = check_backends_agree(args.model, args.dataset, args.format, args.build)
+    if args.model == "minilm":
+        from termshift.nn.minilm import agree_minilm
+
+        r = agree_minilm(args.format, build=args.build)
+    else:
+        r = check_backends_agree(args.model, args.dataset, args.format, args.build)
     ok = r["mismatches"] == 0 and r["cycles_equal"]
-    print(f"{args.model} on {r['data'].name}, {r['format']}: {r['samples']} test samples, "
+    dataset = r["data"].name if "data" in r else "austen-sentences"
+    print(f"{args.model} on {dataset}, {r['format']}: {r['samples']} test samples, "
           f"{r['engine_outputs_compared']:,} engine outputs compared between reference and csim-{args.build}: "
           f"{'IDENTICAL' if ok else str(r['mismatches']) + ' MISMATCHES'}, cycles {'equal' if r['cycles_equal'] else 'DIFFER'} "
           f"(reference {r['reference_seconds']:.2f} s, csim {r[f'csim_{args.build}_seconds']:.2f} s)")
@@ -136,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("agree", help="run a model's whole test set on reference and C-sim; compare every engine output")
-    p.add_argument("--model", required=True, choices=("mlp", "cnn"))
+    p.add_argument("--model", required=True, choices=("mlp", "cnn", "minilm"))
     p.add_argument("--format", default="int:bits=8")
     p.add_argument("--dataset", default="auto")
     p.add_argument("--build", default="fast", choices=("fast", "exact"))
@@ -156,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected", type=int, default=16, help="test samples whose outputs go into the artifact")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(func=_cmd_export)
+
+    from termshift.board.cli import add_parser as add_board_parser
+
+    add_board_parser(sub)
     return parser
 
 

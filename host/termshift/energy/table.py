@@ -36,7 +36,26 @@ OPS_PJ = {
     "compares": PRIMITIVES_PJ["int8_add"],  # max-pool comparator ~ an 8-bit add
     "adds": PRIMITIVES_PJ["int32_add"],  # avg-pool accumulation
     "fp32_compares": PRIMITIVES_PJ["fp32_add"],
+    # exp/erf/reciprocal/rsqrt on the host: range reduction + a degree-6 Horner
+    # polynomial, about 8 fp32 multiply-adds.
+    "fp32_funcs": 8 * (PRIMITIVES_PJ["fp32_mult"] + PRIMITIVES_PJ["fp32_add"]),
     "fp32_adds": PRIMITIVES_PJ["fp32_add"],
+    # pot (docs/formats/pot.md): barrel shift of the activation (charged as an int32 add: <= 3 mux levels x 15
+    # bits, fewer gates than a 32-bit adder) + the int32 accumulate, whose add/subtract input applies the sign.
+    "shift_adds": PRIMITIVES_PJ["int32_add"] + PRIMITIVES_PJ["int32_add"],
+    # bfp (docs/formats/bfp.md): a 9 x m mantissa multiply is m of the 8 partial-product rows of an int8
+    # multiplier; the block sum is a 24-bit add; aligning a block into the 48-bit accumulator is a 48-bit add.
+    "bfp_pp_rows": PRIMITIVES_PJ["int8_mult"] / 8,
+    "bfp_block_adds": PRIMITIVES_PJ["int32_add"] * 24 / 32,
+    "bfp_align_adds": PRIMITIVES_PJ["int32_add"] * 48 / 32,
+    # tr (docs/formats/tr.md): a term pair is an exponent add (<= 4 bits, charged as an 8-bit add; the sign XOR is
+    # one gate) + merging the one-hot +-2^e into the 32-bit accumulator (an int32 add). An activation through the
+    # encoder is a two-bit-per-step pass over 8 bits plus a top-t priority select: two 8-bit adds.
+    "term_pairs": PRIMITIVES_PJ["int8_add"] + PRIMITIVES_PJ["int32_add"],
+    "term_encodes": 2 * PRIMITIVES_PJ["int8_add"],
+    # tr: the paper's conventional count (MACs x b_w x b_x), reported next to term_pairs for comparison; the TR
+    # mode does not execute it, so it is charged nothing (charging it would count the same layer twice).
+    "conventional_term_pairs": 0.0,
 }
 
 DRAM_PJ_PER_BIT = PRIMITIVES_PJ["dram_read_64b"] / 64

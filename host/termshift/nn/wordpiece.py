@@ -130,7 +130,7 @@ class WordPieceTokenizer:
         self._cache: dict[str, list[int]] = {}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, max_length: int = 256) -> "WordPieceTokenizer":
+    def from_file(cls, path: str | os.PathLike, max_length: int = 256) -> WordPieceTokenizer:
         return cls(load_vocab(Path(path)), max_length)
 
     def word_ids(self, word: str) -> list[int]:
