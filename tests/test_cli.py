@@ -11,7 +11,7 @@ from termshift.backends.csim import CSimBackend
 
 
 def test_verify_reports_zero_mismatches(capsys):
-    assert cli.main(["verify", "--cases", "5", "--seed", "3"]) == 0
+    assert cli.main(["verify", "--engine", "int", "--cases", "5", "--seed", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("int    fast") and "mismatches=0" in lines[0]
@@ -30,7 +30,7 @@ def test_verify_fails_on_a_single_flipped_bit(monkeypatch, capsys):
         return GemmResult(out, res.cycles)
 
     monkeypatch.setattr(CSimBackend, "run", broken)
-    assert cli.main(["verify", "--build", "fast", "--cases", "2"]) == 1
+    assert cli.main(["verify", "--engine", "int", "--build", "fast", "--cases", "2"]) == 1
     out = capsys.readouterr().out
     assert "mismatches=" in out and "mismatches=0" not in out and "1 outputs differ" in out
 
@@ -38,7 +38,7 @@ def test_verify_fails_on_a_single_flipped_bit(monkeypatch, capsys):
 def test_verify_fails_on_wrong_cycles(monkeypatch, capsys):
     real = CSimBackend.run
     monkeypatch.setattr(CSimBackend, "run", lambda self, *a, **k: GemmResult(real(self, *a, **k).out, 0))
-    assert cli.main(["verify", "--build", "exact", "--cases", "0"]) == 1
+    assert cli.main(["verify", "--engine", "int", "--build", "exact", "--cases", "0"]) == 1
     assert "csim 0" in capsys.readouterr().out
 
 

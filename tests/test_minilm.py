@@ -275,7 +275,9 @@ def test_evaluate_float_is_the_reference(encoder):
 
 def test_format_and_dataset_errors():
     with pytest.raises(ValueError, match="unknown format"):
-        minilm.parse_minilm_format("pot")
+        minilm.parse_minilm_format("posit")
+    with pytest.raises(ValueError, match="format 'pot' has no MiniLM lowering yet"):
+        minilm.parse_minilm_format("pot:bits=4")
     with pytest.raises(ValueError, match="out of range"):
         minilm.parse_minilm_format("int:bits=9")
     with pytest.raises(ValueError, match="austen-sentences"):

@@ -116,7 +116,7 @@ def test_bad_calibration_and_format():
 def _fake_spec():
     from termshift.formats.spec import FormatSpec
 
-    return FormatSpec("pot", {"bits": 4})
+    return FormatSpec("posit", {"bits": 4})  # a format with no GemmFormat registered
 
 
 def test_run_rejects_wrong_input_shape(reference):

@@ -60,8 +60,8 @@ def _cmd_demo(args) -> int:
     report = run_demo(args.out, dataset=args.dataset)
     print(format_demo(report))
     print(f"wrote {args.out / 'demo.json'} and {args.out / 'accuracy_vs_energy.png'}")
-    agree = report["backends_agree"]
-    return 0 if agree["mismatches"] == 0 and agree["cycles_equal"] else 1
+    checks = [report["backends_agree"], *report.get("backends_agree_other_formats", [])]
+    return 0 if all(a["mismatches"] == 0 and a["cycles_equal"] for a in checks) else 1
 
 
 def _cmd_agree(args) -> int:

@@ -18,11 +18,18 @@ import numpy as np
 from termshift.atomic import write_bytes_atomic, write_json_atomic
 from termshift.evaluate import evaluate_image_model
 
-FORMATS = ("float", "int:bits=8")
+FORMATS = ("float", "int:bits=8", "pot:bits=4", "tr:bits=4,group=16,budget=12,data_terms=3")
 
 
-def check_backends_agree(model_name: str, dataset: str, fmt: str, build: str = "fast") -> dict:
-    """Run the whole test set through reference and C-sim; compare every engine output."""
+# C-sim of the non-uniform engines simulates them term by term / shift by
+# shift, so the demo checks them on the first images of the test set (the full
+# set for INT8); `termshift agree --model M --format F` runs any of them in full.
+CSIM_SAMPLES_OTHER_FORMATS = 1000
+
+
+def check_backends_agree(model_name: str, dataset: str, fmt: str, build: str = "fast",
+                         limit: int | None = None) -> dict:
+    """Run the test set (or its first `limit` samples) through reference and C-sim; compare every engine output."""
     from termshift.backends import get_backend
     from termshift.nn.datasets import load_image_data
     from termshift.nn.lower import lower
@@ -30,15 +37,16 @@ def check_backends_agree(model_name: str, dataset: str, fmt: str, build: str = "
 
     data = load_image_data(dataset)
     graph = lower(trained_model(model_name, data, quiet=True), data.calibration(), fmt)
+    x = data.x_test if limit is None else data.x_test[:limit]
     t0 = time.perf_counter()
-    ref = graph.run(data.x_test, get_backend("reference"), keep_raw=True)
+    ref = graph.run(x, get_backend("reference"), keep_raw=True)
     t_ref = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sim = graph.run(data.x_test, get_backend("csim", build=build), keep_raw=True)
+    sim = graph.run(x, get_backend("csim", build=build), keep_raw=True)
     t_sim = time.perf_counter() - t0
     compared = sum(v.size for v in ref.raw.values())
     mismatches = sum(int(np.count_nonzero(ref.raw[k] != sim.raw[k])) for k in ref.raw)
-    return {"format": fmt, "samples": int(len(data.x_test)), "engine_outputs_compared": int(compared),
+    return {"format": fmt, "samples": int(len(x)), "engine_outputs_compared": int(compared),
             "mismatches": mismatches, "reference_seconds": t_ref, f"csim_{build}_seconds": t_sim,
             "cycles_equal": ref.cycles == sim.cycles, "graph": graph, "data": data}
 
@@ -74,17 +82,24 @@ def run_demo(out_dir: Path, dataset: str = "auto", model: str = "mlp", formats=F
     out_dir = Path(out_dir)
     rows = []
     for fmt in formats:
-        backends = ("torch",) if fmt == "float" else ("reference", "csim")
+        backends = ("torch",) if fmt == "float" else ("reference", "csim") if fmt == "int:bits=8" else ("reference",)
         for be in backends:
             r = evaluate_image_model(model, fmt, "reference" if be == "torch" else be, dataset=dataset)
             rows.append(r)
     agree = check_backends_agree(model, dataset, "int:bits=8")
     graph, data = agree.pop("graph"), agree.pop("data")
+    others = []
+    for fmt in formats:
+        if fmt in ("float", "int:bits=8"):
+            continue
+        a = check_backends_agree(model, dataset, fmt, limit=CSIM_SAMPLES_OTHER_FORMATS)
+        a.pop("graph"), a.pop("data")
+        others.append(a)
     expected = graph.run(data.x_test[:16], __import__("termshift.backends", fromlist=["get_backend"]).get_backend("reference"))
     artifact = save_artifact(graph, out_dir / f"{model}-int8.tsm",
                              expected={"input": data.x_test[:16], "output": expected.output})
     report = {"model": model, "dataset": rows[0]["dataset"], "rows": rows, "backends_agree": agree,
-              "artifact": str(artifact)}
+              "backends_agree_other_formats": others, "artifact": str(artifact)}
     write_json_atomic(out_dir / "demo.json", report)
     plot([r for r in rows if r["backend"] in ("torch", "reference")], out_dir / "accuracy_vs_energy.png")
     return report
@@ -105,4 +120,8 @@ def format_demo(report: dict) -> str:
                   f"engine outputs compared, {verdict} "
                   f"(reference {a['reference_seconds']:.2f} s, C-sim fast {a['csim_fast_seconds']:.2f} s)",
               f"artifact for the board: {report['artifact']}"]
+    for a in report.get("backends_agree_other_formats", []):
+        verdict = "IDENTICAL" if a["mismatches"] == 0 and a["cycles_equal"] else f"{a['mismatches']} MISMATCHES"
+        lines.append(f"reference vs C-sim ({a['format']}, first {a['samples']} test images): "
+                     f"{a['engine_outputs_compared']:,} engine outputs compared, {verdict}")
     return "\n".join(lines)

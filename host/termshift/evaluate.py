@@ -74,6 +74,10 @@ def evaluate_image_model(model_name: str, fmt: str, backend: str = "reference", 
 
 
 def evaluate(model_name: str, fmt: str, backend: str = "reference", **kw) -> dict:
+    if model_name in IMAGE_MODELS and str(fmt).startswith("teq"):
+        from termshift.nn.gemm_teq import evaluate_teq
+
+        return evaluate_teq(model_name, fmt, backend, **kw)
     if model_name in IMAGE_MODELS:
         return evaluate_image_model(model_name, fmt, backend, **kw)
     if model_name == "lstm":

@@ -17,6 +17,10 @@ from typing import Any, Callable, Iterator
 # One entry per engine; order is the order `termshift verify` reports them.
 ENGINE_MODULES = {
     "int": "termshift.backends.engine_int",
+    "pot": "termshift.backends.engine_pot",
+    "bfp": "termshift.backends.engine_bfp",
+    "tr": "termshift.backends.engine_tr",
+    "teq": "termshift.backends.engine_teq",
 }
 
 

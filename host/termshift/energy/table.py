@@ -56,6 +56,15 @@ OPS_PJ = {
     # tr: the paper's conventional count (MACs x b_w x b_x), reported next to term_pairs for comparison; the TR
     # mode does not execute it, so it is charged nothing (charging it would count the same layer twice).
     "conventional_term_pairs": 0.0,
+    # teq (docs/formats/teq.md, section 11): a pair is an exponent add (<= 7 bits, an 8-bit add) + one increment
+    # of a 20-bit signed counter (an int32 add scaled by width, 20/32); each beta bank in use adds one more
+    # increment; a reconstruction step multiplies a 20-bit count by a 16-bit table entry (an int8 multiply scaled
+    # by the bit product, 320/64, as int32/int8 = 15.5 ~ 16 in the paper) and adds it to the int32 accumulator; the
+    # input-byte lookup reads a 256 x 7-bit table (the 8 KB SRAM read per bit scaled by sqrt(256 B / 8 KB), 8 bits).
+    "teq_pairs": PRIMITIVES_PJ["int8_add"] + PRIMITIVES_PJ["int32_add"] * 20 / 32,
+    "teq_bank_incs": PRIMITIVES_PJ["int32_add"] * 20 / 32,
+    "teq_recons": PRIMITIVES_PJ["int8_mult"] * (20 * 16) / (8 * 8) + PRIMITIVES_PJ["int32_add"],
+    "teq_lut_reads": PRIMITIVES_PJ["sram_8kb_read_64b"] / 64 * 8 * (256 / 8192) ** 0.5,
 }
 
 DRAM_PJ_PER_BIT = PRIMITIVES_PJ["dram_read_64b"] / 64

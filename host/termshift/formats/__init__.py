@@ -7,10 +7,18 @@ parameters and small pure numpy functions (the bit-exact reference).
 from __future__ import annotations
 
 from termshift.formats import uniform
+from termshift.formats import pot
+from termshift.formats import bfp
+from termshift.formats import teq
+from termshift.formats import tr
 from termshift.formats.spec import FormatSpec, Param, parse_spec
 
 REGISTRY: dict[str, dict[str, Param]] = {
     "int": uniform.SPEC,
+    "pot": pot.SPEC,
+    "bfp": bfp.SPEC,
+    "teq": teq.SPEC,
+    "tr": tr.SPEC,
 }
 
 

@@ -236,82 +236,181 @@ def _int_parts(R: int, C: int, TK: int, p: dict, bundles: list[Bundle]) -> dict[
 
 
 def _pot_parts(R: int, C: int, TK: int, p: dict, bundles: list[Bundle]) -> dict[str, Cost]:
-    a, w, acc = p["a_bits"], p["w_bits"], p["acc_bits"]
-    shift_bits = w - 1  # sign + exponent code; the all-ones code is zero
-    prod = a + (1 << shift_bits) - 1
+    """Follows hls/include/termshift/gemm_pot.h and bac_pe.h loop by loop."""
+    a, acc, sb, b = p["a_bits"], p["acc_bits"], p["shift_bits"], p["w_bits"]
+    wdec = 2 + sb  # a decoded pot_weight in flight: nonzero, sign, shift
+    span_bits = clog2(TK + R + C)
     parts: dict[str, Cost] = {}
-    # BAC PE: shift the activation by the exponent, negate by the sign, skip zero.
-    pe = barrel_shift(prod, shift_bits) + adder(prod) + mux(prod, 2) + adder(acc) + reg(a + w + acc) + mux(acc, 2)
+    # bac_pe inside systolic.h's MAC: the 9-bit activation shifted left by
+    # 0..23 into 32 bits, zeroed for the zero code, added or subtracted (the
+    # sign drives the adder's subtract input). Registers as the INT8 PE, with
+    # the decoded weight in place of the int8 code. No multiplier.
+    pe = barrel_shift(acc, sb) + mux(acc, 2) + adder(acc) + mux(acc, 2) + reg(a + wdec + acc)
     parts["PE array (shift-add)"] = pe * (R * C)
-    parts["edge feed"] = (adder(clog2(TK + R + C)) + comparator(clog2(TK + R + C)) * 2) * (R + C)
-    parts["tile buffers"] = memory(TK, a) * R + memory(TK, w) * C
+    # SHIFT_A / FEED_W: the INT8 array's edge logic.
+    feed_row = adder(span_bits) + comparator(span_bits) * 2 + mux(a, 2)
+    feed_col = adder(span_bits) + comparator(span_bits) * 2 + mux(wdec, 2)
+    parts["edge feed"] = feed_row * R + feed_col * C
+    # a_row[TK] (burst buffer), a_tile[R][TK] (gathered at the kept k),
+    # w_tile[C][TK] (decoded weights), klist[TK] (kept offsets, 16 bits).
+    parts["tile buffers"] = memory(TK, a) * (R + 1) + memory(TK, wdec) * C + memory(TK, 16)
+    # pot_stream_read: the 64-bit bit buffer, a 32-bit word inserted at
+    # `have` (0..31), the extract-and-shift by n <= 8, the have/next counters;
+    # decode_pot: field mask, |q| <= emax + 1 compare, emax + 1 - |q|.
+    reader = barrel_shift(64, 5) + barrel_shift(64, 4) + decoder(8) + adder(6) + adder(64) + reg(64 + 6 + 64)
+    decode = mux(b, 2) + comparator(sb + 1) + adder(sb + 1)
+    parts["weight stream reader"] = reader + decode + adder(span_bits) + reg(span_bits)  # + kept counter
     parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 3
     parts["requant (per column)"] = _int_parts(1, 1, TK, p, [])["requant (per column)"] * C
     parts["cycle counter"] = adder(64) + reg(64)
-    parts.update(_shell(bundles, p["lite_words"], loops=11))
+    # s_axilite: the INT8 top's words + bits and emax.
+    parts.update(_shell(bundles, p["lite_words"] + 2, loops=13))
     return parts
 
 
 def _tr_parts(R: int, C: int, TK: int, p: dict, bundles: list[Bundle]) -> dict[str, Cost]:
-    a, acc = p["a_bits"], p["acc_bits"]
-    e = clog2(a + 1)  # exponent of one HESE term
+    """Follows hls/include/termshift/gemm_tr.h, tr_systolic.h, tr_pe.h and tr_terms.h loop by loop."""
+    acc, GM, TD, TB = p["acc_bits"], p["max_group"], p["data_terms"], p["term_buf"]
+    code = 5  # a data term code: +-(exponent + 1), exponent 0..8
+    word = 9  # a weight term word in flight: exponent, sign, index, valid
     parts: dict[str, Cost] = {}
-    # tMAC PE: one term pair per cycle, +-2^(ea+eb) into the accumulator: an
-    # exponent add, a one-hot decode of the sum and the accumulate.
-    pe = adder(e + 1) + decoder(2 * a) + adder(acc) + reg(2 * (e + 1) + acc) + mux(acc, 2)
-    parts["PE array (term pairs)"] = pe * (R * C)
-    # HESE encoding and top-t_d selection of each activation on the row edge;
-    # weights arrive pre-encoded in group order (selection done on the host).
-    parts["HESE encoders (rows)"] = Cost(lut=12 * a + 6 * p["t_d"] * e, ff=2 * a + p["t_d"] * (e + 1)) * R
-    parts["tile buffers"] = memory(TK, a) * R + memory(TK * p["k"] // p["g"] + 1, p["k"] * (e + 1)) * C
-    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 3
+    # tr_pe: the cell picks its activation's TD term codes out of the row's
+    # group register (a GM-way mux), then per lane an exponent add (3 + 4 bits),
+    # the sign XOR and a one-hot decode of the 16 possible +-2^e, an adder tree
+    # over the lanes (values < 2^17) and the accumulate. Registers: the weight
+    # term moving down and the accumulator (fabric: drained and cleared).
+    lane = adder(4) + decoder(16) + Cost(lut=1)
+    pe = mux(TD * code, GM) + lane * TD + adder(17) * (TD - 1) + adder(acc) + mux(acc, 2) + reg(word + acc)
+    parts["PE array (term-pair cells)"] = pe * (R * C)
+    # LATCH: each row's group register (GM x TD codes) loads from its buffer
+    # banks when the row's schedule enters a new group; SHIFT moves the row's
+    # group index down with the weight terms.
+    parts["row group registers"] = (reg(GM * TD * code) + reg(2 * 16) + comparator(16)) * R
+    # FEED: per column, the slot < count compare, the term-buffer read and the
+    # conventional mode's bit term (|w| >> bit, sign); one j * slots + slot
+    # address for all columns.
+    feed_col = comparator(8) + mux(word, 2) + barrel_shift(8, 3) + adder(8)
+    parts["edge feed"] = feed_col * C + multiplier(8, 8) + adder(12) * 2 + reg(8 + 12 + 12)
+    # LOAD_A: one encoder + top-k selector, pipelined, one activation a cycle:
+    # the two-bits-per-step pass (per position ~3 LUTs for the three encodings
+    # and 2 state bits), the selector's running count and budget compare per
+    # position, and packing kept terms into TD lanes (9:1 muxes of a code).
+    encoder = Cost(lut=9 * 3, ff=9 * 2) + (adder(4) + comparator(4)) * 9 + mux(code, 9) * TD + reg(TD * code)
+    parts["HESE encoder + top-k selector"] = encoder
+    # a_terms[R][TK + GM][TD], banked cyclically by GM so a group latches in
+    # one cycle; w_buf[C][TB] term words; cnt[C][TK] counts; the schedule's
+    # live-group list and step counts.
+    depth = -(-(TK + GM) // GM)
+    parts["tile buffers"] = (memory(depth, TD * code) * (R * GM) + memory(TB, 8) * C + memory(TK, 8) * C
+                             + memory(TK, 16) + memory(TK, 8))
+    # SCHEDULE: the max over the tile's column counts and the running total.
+    parts["schedule"] = comparator(8) * C + mux(8, C) + adder(16) + reg(32)
+    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 4
     parts["requant (per column)"] = _int_parts(1, 1, TK, p, [])["requant (per column)"] * C
     parts["cycle counter"] = adder(64) + reg(64)
-    parts.update(_shell(bundles, p["lite_words"] + 2, loops=12))
+    # Two more m_axi pointers (Wt, Wn: 3 words each) and the six mode registers.
+    parts.update(_shell(bundles, p["lite_words"] + 12, loops=15))
     return parts
 
 
 def _teq_parts(R: int, C: int, TK: int, p: dict, bundles: list[Bundle]) -> dict[str, Cost]:
-    e, acc = p["e_bits"], p["acc_bits"]
-    bins = 2 * ((1 << (e + 1)) - 1)  # exponent sums 0..2(2^e - 1), two signs
-    count = clog2(p["max_k"]) + 1
+    """Follows hls/include/termshift/gemm_teq.h and teq_counters.h loop by loop."""
+    cnt, tab, acc = p["count_bits"], p["table_bits"], p["acc_bits"]
+    wm, am = p["w_mag"], p["a_mag"]
+    nb = wm + am - 1
+    e = clog2(am)  # exponent index |q| - 1 of an activation (the wider operand)
+    span_bits = clog2(TK + R + C)
     parts: dict[str, Cost] = {}
-    # Exponent-sum counters: each PE adds the two exponent codes and increments
-    # one of `bins` counters; the histogram is its accumulator.
-    pe = adder(e + 1) + decoder(bins) + Cost(lut=bins * count / 2) + reg(bins * count + 2 * (e + 1))
+
+    def counter_bank(depth: int) -> Cost:
+        # BIND_STORAGE ram_s2p impl=lutram: RAM64X1D (one read-write and one
+        # read port) is 2 LUTs per 64 x 1; the read-modify-write adder and the
+        # bypass mux for back-to-back hits on one counter sit beside it.
+        return Cost(lut=2 * math.ceil(depth / 64) * cnt) + adder(cnt) + mux(cnt, 2)
+
+    # teq_pe: the exponent-sum address, the sign product, three counter banks
+    # (each at most one increment per cycle); the decoded operands moving
+    # right/down (exponent + 2-bit sign each way).
+    pe = adder(e + 1) + Cost(lut=2) + counter_bank(nb) + counter_bank(wm) + counter_bank(am) + reg(2 * (e + 2))
     parts["PE array (exp-sum counters)"] = pe * (R * C)
-    # Reconstruction once per output: sum_bins count * (alpha^2 b^s + ...): one
-    # multiply-accumulate over the bins per column, coefficients in a small ROM.
-    parts["reconstruction (per column)"] = (multiplier(count, 32) + adder(acc + count) + memory(bins, 32) + reg(64)) * C
-    parts["tile buffers"] = memory(TK, e + 1) * (R + C)
-    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 3
+    # SHIFT_A / FEED_W as the INT8 array, plus teq_decode (|q| - 1, sign) per edge.
+    feed = adder(span_bits) + comparator(span_bits) * 2 + adder(e + 1) + mux(e + 2, 2)
+    parts["edge feed + decode"] = feed * (R + C)
+    # a_tile[R][TK], w_tile[C][TK] (8-bit codes), lut_reg[256] x 8, tab[n_tables] x 16.
+    parts["tile buffers"] = memory(TK, 8) * (R + C) + memory(256, 8) + memory(nb + wm + am, tab)
+    # teq_unpack_row: 16-bit window, byte insert at `have` (< 8: 3 shift bits),
+    # extract-and-shift by w_bits (3 bits), sign extension.
+    parts["weight unpacker"] = barrel_shift(16, 3) * 2 + adder(5) + mux(8, 2) + reg(16 + 5 + 64)
+    # RECON_J per column: the bank select over R rows x 3 banks, the count x
+    # entry product (20 x 16: one DSP), the accumulate, the index arithmetic.
+    recon = mux(cnt, 3 * R) + multiplier(cnt, tab) + adder(acc) + adder(9) * 3 + reg(cnt + tab + acc)
+    parts["reconstruction (per column)"] = recon * C
+    # LOAD_A / LOAD_W / DRAIN_R addresses, and the packed row size K * w_bits.
+    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 4
     parts["requant (per column)"] = _int_parts(1, 1, TK, p, [])["requant (per column)"] * C
     parts["cycle counter"] = adder(64) + reg(64)
-    parts.update(_shell(bundles, p["lite_words"] + 4, loops=12))
+    # s_axilite: the INT8 top's words + the tables and lut pointers (3 words
+    # each) + w_bits, lw, la.
+    parts.update(_shell(bundles, p["lite_words"] + 9, loops=17))
     return parts
 
 
 def _bfp_parts(R: int, C: int, TK: int, p: dict, bundles: list[Bundle]) -> dict[str, Cost]:
-    m, acc, B = p["m_bits"], p["acc_bits"], p["block"]
-    blk = 2 * m + clog2(B)
+    """Follows hls/include/termshift/gemm_bfp.h and bfp_pe.h loop by loop."""
+    a, q, blk, acc, e = p["a_bits"], p["m_bits"], p["blk_bits"], p["acc_bits"], p["exp_bits"]
+    sh = clog2(p["max_align"] + 1)
+    min_block = p["min_block"]
+    span_bits = clog2(TK + R + C)
     parts: dict[str, Cost] = {}
-    # Integer mantissa MAC per PE over a block, then the block sum is aligned
-    # by the sum of the two shared exponents and added to the accumulator.
+    # bfp_pe: a 9 x m mantissa multiply into the 24-bit block sum (one DSP),
+    # and on a block's last value the 48-bit alignment shift (the << 16 is
+    # wiring) and accumulate. Registers: the operands with their last flag and
+    # shift, the block sum and the accumulator (fabric: drained and cleared).
     pe = (
-        multiplier(m + 1, m + 1)
+        multiplier(a, q)
         + adder(blk)
-        + reg(2 * (m + 1) + blk + acc)
-        + barrel_shift(acc, p["exp_bits"] + 1)
+        + mux(blk, 2)
+        + barrel_shift(acc, sh)
         + adder(acc)
         + mux(acc, 2)
+        + reg(a + q + 1 + sh + blk + acc)
     )
-    parts["PE array (block MAC)"] = pe * (R * C)
-    parts["exponent path"] = (adder(p["exp_bits"] + 1) + reg(2 * p["exp_bits"])) * (R + C)
-    parts["tile buffers"] = memory(TK, m + 1) * (R + C) + memory(TK // B + 1, p["exp_bits"]) * (R + C)
-    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 3
-    parts["requant (per column)"] = _int_parts(1, 1, TK, p, [])["requant (per column)"] * C
+    parts["PE array (block dot)"] = pe * (R * C)
+    # FEED_W also forms last = (k & mask) == mask || k + 1 == k_len and picks
+    # d_tile[c][k >> log2 B]; SHIFT_A as the INT8 array.
+    feed_row = adder(span_bits) + comparator(span_bits) * 2 + mux(a, 2)
+    feed_col = (adder(span_bits) + comparator(span_bits) * 4 + mux(q, 2)
+                + barrel_shift(span_bits, 3) + mux(sh, TK // min_block))
+    parts["edge feed"] = feed_row * R + feed_col * C
+    # a_tile[R][TK], q_tile[C][TK], d_tile[C][TK / 4], partitioned on the first dimension.
+    parts["tile buffers"] = memory(TK, a) * R + memory(TK, q) * C + memory(TK // min_block, sh) * C
+    # bfp_unpack_slice: 16-bit bit buffer, byte insert at nbits (<< by 4
+    # bits), field extract (>> width, mask), sign extension, the exponent's
+    # distance to the anchor clamped to [0, 47], field/block counters.
+    unpack = (
+        barrel_shift(16, 4) * 2
+        + decoder(8)
+        + adder(4) * 2
+        + adder(9)
+        + comparator(9) * 2
+        + mux(q, 2)
+        + adder(span_bits) * 3
+        + reg(16 + 4 + 3 * span_bits)
+    )
+    parts["weight unpacker"] = unpack
+    # LOAD_A, LOAD_W (row base (n0 + c) * row_bytes and the slice's bit offset
+    # (k0 >> log2 B) * block_bits) and DRAIN_R: 32 x 32 products with 64-bit
+    # adds; row_bytes itself is computed once from K, B, m, e.
+    parts["address generation"] = (multiplier(32, 32) + adder(64) * 2 + reg(64)) * 4 + adder(40) * 2 + reg(64)
+    # DRAIN_R per column: the INT8 engine's requant unit on the 32-bit result
+    # (its R:1 select and bias add included), widened by the accumulator's 16
+    # guard bits in the select, plus the 48-bit rounding add.
+    requant_int = _int_parts(1, 1, TK, {**p, "acc_bits": 32, "w_bits": q}, [])["requant (per column)"]
+    parts["requant (per column)"] = (mux(acc - 32, R) + adder(acc) + requant_int) * C
+    parts["anchor registers"] = reg(e) * C
     parts["cycle counter"] = adder(64) + reg(64)
-    parts.update(_shell(bundles, p["lite_words"] + 2, loops=12))
+    # s_axilite: the INT8 top's words + the eref pointer (3) + block_log2, m_bits, e_bits.
+    parts.update(_shell(bundles, p["lite_words"] + 6, loops=13))
     return parts
 
 
@@ -327,10 +426,12 @@ DEFAULT_BUNDLES = [
 _COMMON = {"acc_bits": 32, "wide_bits": 64, "max_shift": 62, "lite_words": 24}
 MODELS = {
     "int": (_int_parts, {"a_bits": 9, "w_bits": 8}, False),
-    "pot": (_pot_parts, {"a_bits": 9, "w_bits": 4}, True),
-    "tr": (_tr_parts, {"a_bits": 9, "w_bits": 8, "g": 8, "k": 12, "t_d": 3}, True),
-    "teq": (_teq_parts, {"a_bits": 9, "w_bits": 8, "e_bits": 4, "max_k": 4096}, True),
-    "bfp": (_bfp_parts, {"a_bits": 9, "w_bits": 8, "m_bits": 6, "block": 16, "exp_bits": 8}, True),
+    "pot": (_pot_parts, {"a_bits": 9, "w_bits": 6, "shift_bits": 5}, False),
+    "tr": (_tr_parts, {"a_bits": 9, "w_bits": 8, "max_group": 16, "data_terms": 8, "term_buf": 2048}, False),
+    "teq": (_teq_parts, {"a_bits": 8, "w_bits": 7, "count_bits": 20, "table_bits": 16, "w_mag": 64, "a_mag": 127},
+            False),
+    "bfp": (_bfp_parts, {"a_bits": 9, "m_bits": 8, "blk_bits": 24, "acc_bits": 48, "exp_bits": 8, "max_align": 47,
+                         "min_block": 4}, False),
 }
 
 

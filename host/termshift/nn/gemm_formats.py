@@ -63,6 +63,10 @@ class IntGemm:
 # Format name -> module path and attribute of its GemmFormat (imported on first use).
 GEMM_FORMATS = {
     "int": ("termshift.nn.gemm_formats", "IntGemm"),
+    "pot": ("termshift.nn.gemm_pot", "PotGemm"),
+    "bfp": ("termshift.nn.gemm_bfp", "BfpGemm"),
+    "tr": ("termshift.nn.gemm_tr", "TrGemm"),
+    "teq": ("termshift.nn.gemm_teq", "TeqGemm"),
 }
 
 _cache: dict = {}

@@ -145,7 +145,11 @@ def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "in
             if op.kind in ("linear", "conv2d"):
                 w = op.module.weight.detach().double().numpy()
                 w2 = w.reshape(w.shape[0], -1)
-                payload, s_w = gf.quantize_weights(w2, spec)
+                if hasattr(gf, "quantize_layer"):  # formats fitted to calibration activations too (teq)
+                    payload, s_w = gf.quantize_layer(w2, spec, x.numpy(), s_act, act_signed,
+                                                     sum(isinstance(n, (QLinear, QConv2d)) for n in nodes))
+                else:
+                    payload, s_w = gf.quantize_weights(w2, spec)
                 b = op.module.bias.detach().double().numpy() if op.module.bias is not None else np.zeros(w2.shape[0])
                 bq = uniform.quantize_bias(b, s_act, s_w)
                 common = dict(name=op.name, fmt=str(spec), payload=payload, bias=bq, k=w2.shape[1], s_in=s_act,

@@ -1,0 +1,64 @@
+"""`pot` on the PoT (BAC) engine: the GemmFormat that lowering, graph
+execution, artifacts and costing use for power-of-two weights.
+
+Payload: {"w": (N, K) int8 signed exponent codes}. The engine's shift for the
+top level, emax = formats.pot.layer_emax(bits, K), follows from the spec and
+the node's K, so it is recomputed, not stored. With s[n] the top level of
+channel n, the weight is sign * s[n] * 2^-(|q|-1) and the engine adds
+sign * a << (emax + 1 - |q|), so the int32 accumulator counts units of
+s_in * s[n] * 2^-emax exactly: s_w[n] = s[n] * 2^-emax is what this format
+reports (the GemmFormat contract of nn/gemm_formats.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from termshift.backends.engine_pot import POT_ENGINE, pot_gemm_cycles
+from termshift.formats import FormatSpec, parse, pot
+
+
+class PotGemm:
+    """`pot`: b-bit power-of-two weight codes on the BAC engine, zero k-groups skipped."""
+
+    name = "pot"
+    engine = "pot"
+
+    def layer(self, w2d: np.ndarray, spec: FormatSpec) -> pot.Layer:
+        return pot.quantize_layer(w2d, spec["bits"], spec["rounding"], spec["granularity"], spec["scale"],
+                                  spec["sparsity"], group=POT_ENGINE.cols)
+
+    def quantize_weights(self, w2d: np.ndarray, spec: FormatSpec) -> tuple[dict, np.ndarray]:
+        layer = self.layer(w2d, spec)
+        return {"w": layer.codes}, layer.acc_scale
+
+    def weight_bits(self, spec: FormatSpec) -> float:
+        return float(spec["bits"])
+
+    def run(self, backend, a2d: np.ndarray, node):
+        bits = parse(node.fmt)["bits"]
+        return backend.run("pot", a=a2d, w=node.payload["w"], bits=bits, emax=pot.layer_emax(bits, node.k),
+                           bias=node.bias, requant=node.requant)
+
+    def cost(self, node, m: int, in_elems: int, out_elems: int):
+        from termshift.nn.graph import LayerCost
+
+        codes = node.payload["w"]
+        n, k = codes.shape
+        g = POT_ENGINE
+        bits = parse(node.fmt)["bits"]
+        counts = pot.group_counts(codes, g.cols, g.tile_k)
+        # Only nonzero codes switch a PE; a zero inside a kept k-group holds its slot but is gated.
+        ops = {"shift_adds": m * int(np.count_nonzero(codes))}
+        if node.requant is not None:
+            ops["requants"] = m * n
+        kept = -(-m // g.rows) * int(counts.sum())  # array steps with data, over all row tiles
+        return LayerCost(
+            name=node.name, kind=node.kind, ops=ops, weight_count=n * k, bias_count=n,
+            act_in_count=in_elems, act_out_count=out_elems,
+            sram_a_reads=kept * g.rows, sram_w_reads=kept * g.cols,
+            cycles=pot_gemm_cycles(g, m, counts), bits_per_weight=float(node.w_bits),
+            bits_per_activation=float(node.a_bits),
+            weight_storage_bits=pot.stream_bits(codes, bits, g.cols, g.tile_k) / (n * k),
+            act_storage_bits=8.0, out_storage_bits=32.0 if node.requant is None else 8.0,
+        )
