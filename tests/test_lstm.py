@@ -200,7 +200,7 @@ def test_costs_per_token_follow_the_formulas(trained):
 
 
 def test_report_shape_and_float_vs_int(corpus, trained):
-    _, _, params, qm = trained
+    qm = trained[3]
     keys = {"model", "dataset", "format", "backend", "metric", "bits_per_char", "samples", "seconds", "layers", "total"}
     flt = evaluate("lstm", "float", dataset=corpus, recipe=RECIPE, quiet=True, limit=400)
     ref = evaluate("lstm", "int:bits=8", "reference", dataset=corpus, recipe=RECIPE, quiet=True, limit=400)
@@ -252,9 +252,9 @@ def test_unseen_characters_encode_as_unk(corpus, trained):
 
 
 def test_bad_inputs_give_clear_errors(trained, corpus, reference):
-    vocab, model, params, qm = trained
+    _, model, params, qm = trained
     ids = np.zeros((2, 3), np.int64)
-    with pytest.raises(ValueError, match=r"token id 999 at \(0, 1\) is outside the vocabulary \[0, %d\)" % qm.vocab):
+    with pytest.raises(ValueError, match=rf"token id 999 at \(0, 1\) is outside the vocabulary \[0, {qm.vocab}\)"):
         qm.run(np.array([[1, 999, 2], [0, 0, 0]]), reference)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         lstm_model.torch_logits(model, np.array([[-1]]))

@@ -71,11 +71,16 @@ def _cmd_agree(args) -> int:
         from termshift.nn.minilm import agree_minilm
 
         r = agree_minilm(args.format, build=args.build)
+    elif args.model == "lstm":
+        from termshift.nn.lstm import check_backends_agree_lstm
+
+        r = check_backends_agree_lstm(args.format, args.build)
     else:
         r = check_backends_agree(args.model, args.dataset, args.format, args.build)
     ok = r["mismatches"] == 0 and r["cycles_equal"]
-    dataset = r["data"].name if "data" in r else "austen-sentences"
-    print(f"{args.model} on {dataset}, {r['format']}: {r['samples']} test samples, "
+    dataset = r["data"].name if "data" in r else {"minilm": "austen-sentences", "lstm": "austen"}.get(args.model, "?")
+    samples = r.get("samples", r.get("scored_tokens"))
+    print(f"{args.model} on {dataset}, {r['format']}: {samples} test samples, "
           f"{r['engine_outputs_compared']:,} engine outputs compared between reference and csim-{args.build}: "
           f"{'IDENTICAL' if ok else str(r['mismatches']) + ' MISMATCHES'}, cycles {'equal' if r['cycles_equal'] else 'DIFFER'} "
           f"(reference {r['reference_seconds']:.2f} s, csim {r[f'csim_{args.build}_seconds']:.2f} s)")
@@ -142,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("agree", help="run a model's whole test set on reference and C-sim; compare every engine output")
-    p.add_argument("--model", required=True, choices=("mlp", "cnn", "minilm"))
+    p.add_argument("--model", required=True, choices=("mlp", "cnn", "lstm", "minilm"))
     p.add_argument("--format", default="int:bits=8")
     p.add_argument("--dataset", default="auto")
     p.add_argument("--build", default="fast", choices=("fast", "exact"))
