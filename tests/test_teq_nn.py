@@ -106,12 +106,20 @@ def test_artifact_roundtrip(tmp_path, graph4, digits, reference):
     assert_array_equal(loaded.run(x, reference).output, graph4.run(x, reference).output)
 
 
-def test_lowering_errors(digits):
+def test_lowering_errors(digits, reference):
+    from termshift.formats import parse
+    from termshift.nn.gemm_formats import gemm_format
     from termshift.nn.lower import lower
 
     data, model = digits
+    # The generic lowering reaches teq through GemmFormat.quantize_layer and
+    # builds the same graph as lower_teq; quantize_weights alone cannot.
+    x = data.x_test[:50]
+    generic = lower(model, data.calibration(), "teq:bits=4")
+    direct = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4")
+    assert_array_equal(generic.run(x, reference).output, direct.run(x, reference).output)
     with pytest.raises(ValueError, match="lower_teq"):
-        lower(model, data.calibration(), "teq:bits=4")
+        gemm_format("teq").quantize_weights(np.ones((2, 2)), parse("teq:bits=4"))
     with pytest.raises(ValueError, match="needs the per-layer widths"):
         gemm_teq.lower_teq(model, data.calibration(), "teq")
     with pytest.raises(ValueError, match="widths must be 3 integers"):
