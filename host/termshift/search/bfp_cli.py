@@ -223,7 +223,9 @@ def plot(reports: list[dict], path: Path) -> None:
                            label=f"uniform m={m}" if key == "bits" else None)
             for name, (color, marker, text) in marks.items():
                 g = r["rows"][name]
-                ax.scatter([g[key] * scale], [100 * g["accuracy"]], c=color, marker=marker, s=110 if marker == "*" else 60,
+                # BitQ's triangle is drawn large so an equal pick of the optimizer (a square) stays visible on it.
+                size = {"*": 110, "^": 150}.get(marker, 55)
+                ax.scatter([g[key] * scale], [100 * g["accuracy"]], c=color, marker=marker, s=size,
                            edgecolors="k", linewidths=0.5, zorder=5, label=text if key == "bits" else None)
             lo = min(100 * r["rows"]["int8"]["accuracy"] - 3, 100 * r["rows"]["bitq"]["accuracy"] - 1)
             ax.set_ylim(lo, 100 * max(g["accuracy"] for g in grid) + 0.6)
