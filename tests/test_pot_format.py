@@ -203,9 +203,19 @@ def test_prune_removes_whole_groups_smallest_levels_first():
     kept = (g != 0).any(axis=1)
     assert (np.repeat(kept, 8, axis=0)[:20] | (pruned == 0)).all()
     dead_groups = ~kept & (np.pad(codes, ((0, 4), (0, 0))).reshape(3, 8, 50) != 0).any(axis=1)
-    score = pot.level_values(np.pad(codes, ((0, 4), (0, 0))).reshape(3, 8, 50)).sum(axis=1)
+    sizes = np.array([8, 8, 4])[:, None]
+    score = pot.level_values(np.pad(codes, ((0, 4), (0, 0))).reshape(3, 8, 50)).sum(axis=1) / sizes
     # Every pruned group scores no higher than every surviving group.
     assert score[dead_groups].max() <= score[kept].min()
+
+
+def test_prune_ranks_partial_tiles_by_their_mean():
+    # Rows 8-9 (a 2-row last tile) sit on a higher level than rows 0-7: by
+    # group means the full tile goes first, although its groups' sums are larger.
+    codes = np.vstack([np.full((8, 30), 3, np.int8), np.full((2, 30), -2, np.int8)])
+    out = pot.prune(codes, np.abs(pot.dequantize(codes, 1.0)), 0.5, 8)
+    assert_array_equal(out[8:], codes[8:])
+    assert (out[:8] == 0).all(axis=0).sum() == 19  # ceil(150 / 8) groups of 8 weights
 
 
 def test_prune_stops_at_the_target_and_keeps_dense_tensors():

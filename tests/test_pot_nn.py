@@ -127,7 +127,7 @@ def test_prune_finetune_keeps_groups_dead_and_lowering_reproduces_it(reference):
     data = tiny_data()
     base = tiny_mlp()
     spec = parse("pot:bits=4,sparsity=0.6")
-    recipe = {"epochs": 1, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0}
+    recipe = {"epochs": 2, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0}  # masks at 0.6 and 0.6
     tuned = pot_train.finetune(base, data, spec, recipe, quiet=True)
     assert not any(parametrize_left(m) for m in tuned.modules())
     graph = lower(tuned, data.calibration(64), spec)
@@ -138,6 +138,19 @@ def test_prune_finetune_keeps_groups_dead_and_lowering_reproduces_it(reference):
         assert np.mean(node.payload["w"] == 0) >= 0.6 - 1e-9
     # Base weights untouched (fine-tuning works on a copy).
     assert_array_equal(base[1].weight.detach().numpy(), tiny_mlp()[1].weight.detach().numpy())
+
+
+def test_sparsity_schedule_ramps_to_the_target_and_masks_only_grow():
+    assert pot_train.sparsity_schedule(0.6, 4) == pytest.approx([0.2, 0.4, 0.6, 0.6])
+    assert pot_train.sparsity_schedule(0.5, 1) == [0.5]
+    model = pot_train.attach(tiny_mlp(), parse("pot:bits=4"),
+                             [torch.ones_like(m.weight) for m in pot_train._gemm_modules(tiny_mlp())])
+    first = pot_train.prune_masks(model, parse("pot:bits=4,sparsity=0.3"))
+    for m, mask in zip(pot_train._gemm_modules(model), first):
+        m.parametrizations.weight[0].mask.copy_(mask)
+    second = pot_train.prune_masks(model, parse("pot:bits=4,sparsity=0.6"))
+    for a, b in zip(first, second):
+        assert (b <= a).all() and b.sum() < a.sum()
 
 
 def parametrize_left(m):

@@ -18,7 +18,7 @@ import numpy as np
 from termshift.atomic import write_bytes_atomic, write_json_atomic
 from termshift.evaluate import evaluate_image_model
 
-FORMATS = ("float", "int:bits=8", "pot:bits=4", "tr:bits=4,group=16,budget=12,data_terms=3")
+FORMATS = ("float", "int:bits=8", "pot:bits=4", "tr:bits=4,group=16,budget=12,data_terms=3", "bfp:block=8,mantissa=3")
 
 
 # C-sim of the non-uniform engines simulates them term by term / shift by

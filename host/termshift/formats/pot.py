@@ -189,7 +189,7 @@ def prune(codes, v, sparsity: float, group: int) -> np.ndarray:
     A group is `group` consecutive output channels (rows) at one input
     position k: the weights one engine column tile uses at step k (the last
     tile's groups are shorter when N is not a multiple of `group`). Groups are
-    zeroed in increasing order of (sum of their PoT levels 2^-i, sum of their
+    zeroed in increasing order of (mean of their PoT levels 2^-i, mean of their
     normalized magnitudes v, group index) until the zeroed groups hold
     prune_target(sparsity, N*K) weights. Groups that are already all zero
     sort first and count: pruning a tensor twice changes nothing.
@@ -211,9 +211,11 @@ def prune(codes, v, sparsity: float, group: int) -> np.ndarray:
     pad = t * group - n
     q = np.pad(codes, ((0, pad), (0, 0))).reshape(t, group, k)
     vv = np.pad(v, ((0, pad), (0, 0))).reshape(t, group, k)
-    score = level_values(q).sum(axis=1).reshape(-1)  # sums of <= 2^16 powers of two >= 2^-30: exact
-    tie = vv.sum(axis=1).reshape(-1)
+    # Means over each group's live rows, so the shorter groups of a partial last
+    # tile are not pruned first just for having fewer weights.
     size = np.repeat(np.minimum(group, n - np.arange(t) * group), k)
+    score = level_values(q).sum(axis=1).reshape(-1) / size
+    tie = vv.sum(axis=1).reshape(-1) / size
     order = np.lexsort((np.arange(score.size), tie, score))
     cut = int(np.searchsorted(np.cumsum(size[order]), need)) + 1
     dead = np.zeros(score.size, bool)

@@ -1,5 +1,5 @@
 """PoT quantization-aware training, log-domain pruning with a short
-fine-tune, and the results of docs/results_pot.md.
+fine-tune, and the results of docs/results/pot.md.
 
 QAT: every Linear/Conv2d weight gets a torch parametrization whose forward
 is the deployed quantizer itself (formats.pot.quantize_layer, run in numpy
@@ -8,17 +8,20 @@ estimator: forward sees exactly the weights the engine will run, backward
 passes the gradient to the latent float weight unchanged. Scales follow the
 weights at every step, as they will at deployment.
 
-Pruning: the spec's sparsity picks the k-groups to drop by the format's rule
-(formats.pot.prune) on the QAT weights; those groups are then held at zero
-(a fixed mask inside the same parametrization) while the rest fine-tune.
-After training the parametrizations are removed and the masked latent
+Pruning (gradual): before each epoch the format's rule (formats.pot.prune)
+picks the k-groups to drop at that epoch's share of the target, ramping
+linearly to the spec's sparsity; dropped groups are held at zero (a mask
+inside the same parametrization; masks only grow) while the rest fine-tune
+with QAT. After training the parametrizations are removed and the masked latent
 weights zeroed, so lowering the returned float model with the same spec
 reproduces the trained forward bit for bit (the zero groups already meet
 the target, so deployment prunes nothing more).
 
 `python -m termshift.nn.pot_train` trains what it needs (cached under the
 user's cache dir like nn/train.py) and prints the PTQ / QAT / pruning table
-side by side with INT8 and float.
+side by side with INT8, float, and a control: the float model fine-tuned
+for the same epochs without a quantizer, then INT8 (what the extra epochs
+alone are worth).
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ from termshift.nn.datasets import ImageData
 from termshift.nn.gemm_formats import gemm_format
 from termshift.nn.train import cache_key, fit
 
-# Short fine-tunes from the trained float model (QAT) or from the QAT model (pruning).
+# Short fine-tunes from the trained float model (QAT) or from the QAT model
+# (pruning, `prune_epochs` long: the share pruned ramps up over all but the last).
 QAT_RECIPES = {
-    ("mlp", "fashion-mnist"): {"epochs": 3, "lr": 2e-4, "batch_size": 128, "weight_decay": 0.0},
-    ("cnn", "fashion-mnist"): {"epochs": 3, "lr": 5e-4, "batch_size": 128, "weight_decay": 0.0},
-    ("mlp", "digits"): {"epochs": 10, "lr": 3e-4, "batch_size": 64, "weight_decay": 0.0},
-    ("cnn", "digits"): {"epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0},
+    ("mlp", "fashion-mnist"): {"epochs": 3, "prune_epochs": 4, "lr": 2e-4, "batch_size": 128, "weight_decay": 0.0},
+    ("cnn", "fashion-mnist"): {"epochs": 3, "prune_epochs": 12, "lr": 5e-4, "batch_size": 128, "weight_decay": 0.0},
+    ("mlp", "digits"): {"epochs": 10, "prune_epochs": 10, "lr": 3e-4, "batch_size": 64, "weight_decay": 0.0},
+    ("cnn", "digits"): {"epochs": 20, "prune_epochs": 20, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0},
 }
 
 
@@ -92,16 +96,29 @@ def _gemm_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
+def _latent(m: nn.Module) -> torch.Tensor:
+    """The float weight under a PotFakeQuant parametrization (masked), or the plain weight."""
+    if not parametrize.is_parametrized(m, "weight"):
+        return m.weight.detach()
+    fq = m.parametrizations.weight[0]
+    w = m.parametrizations.weight.original.detach()
+    return w * fq.mask if fq.mask.numel() else w
+
+
 def prune_masks(model: nn.Module, spec: FormatSpec) -> list[torch.Tensor]:
-    """Per layer, 1 where the pruning rule keeps the weight's k-group, 0 where it drops it."""
+    """Per layer, 1 where the pruning rule keeps the weight's k-group, 0 where it drops it.
+
+    Computed from the float weights with any current mask applied, so a group
+    pruned once is all zero and sorts first: masks only ever grow.
+    """
     gf = gemm_format("pot")
     masks = []
     for m in _gemm_modules(model):
-        w2 = m.weight.detach().reshape(m.weight.shape[0], -1).double().numpy()
-        codes = gf.layer(w2, spec).codes
+        w = _latent(m)
+        codes = gf.layer(w.reshape(w.shape[0], -1).double().numpy(), spec).codes
         keep = pot.group_mask(codes, POT_ENGINE.cols)
         rows = np.repeat(keep, POT_ENGINE.cols, axis=0)[: codes.shape[0]]
-        masks.append(torch.from_numpy(rows.astype(np.float32)).reshape(m.weight.shape))
+        masks.append(torch.from_numpy(rows.astype(np.float32)).reshape(w.shape))
     return masks
 
 
@@ -121,15 +138,57 @@ def detach(model: nn.Module, masks: list[torch.Tensor] | None = None) -> nn.Modu
     return model
 
 
+def sparsity_schedule(target: float, epochs: int) -> list[float]:
+    """Pruned share at the start of each epoch: a linear ramp to `target` over
+    all but the last epoch, which fine-tunes at the target."""
+    ramp = max(1, epochs - 1)
+    return [target * min(e + 1, ramp) / ramp for e in range(epochs)]
+
+
 def finetune(model: nn.Module, data: ImageData, spec: FormatSpec, recipe: dict, seed: int = 0,
              quiet: bool = False) -> nn.Module:
-    """QAT (sparsity 0) or prune-then-fine-tune (sparsity > 0) of a copy of `model`."""
+    """QAT (sparsity 0), or gradual pruning with QAT (sparsity > 0), of a copy of `model`.
+
+    Pruning: before each epoch the rule picks the groups to drop at that
+    epoch's share of the target (sparsity_schedule) and they are masked; the
+    last epoch trains at the full target with the final masks.
+    """
     spec = _pot_spec(spec)
     model = copy.deepcopy(model)
-    masks = prune_masks(model, spec) if spec["sparsity"] > 0 else None
-    attach(model, spec, masks)
-    fit(model, data, recipe, seed, quiet)
+    if spec["sparsity"] == 0:
+        attach(model, spec)
+        fit(model, data, recipe, seed, quiet)
+        return detach(model).eval()
+    attach(model, spec, [torch.ones_like(m.weight) for m in _gemm_modules(model)])
+    masks = None
+    for e, share in enumerate(sparsity_schedule(spec["sparsity"], recipe["epochs"])):
+        masks = prune_masks(model, FormatSpec(spec.name, {**spec.params, "sparsity": share}))
+        for m, mask in zip(_gemm_modules(model), masks):
+            m.parametrizations.weight[0].mask.copy_(mask)
+        fit(model, data, {**recipe, "epochs": 1}, seed + e, quiet)
     return detach(model, masks).eval()
+
+
+def _cached(name: str, data: ImageData, recipe: dict, base: nn.Module, train, seed: int, quiet: bool,
+            use_cache: bool, what: str) -> tuple[nn.Module, float]:
+    path = cache_dir(create=True) / "models" / f"{name}-{data.name}-pot-{cache_key(name, data, recipe, seed)}.pt"
+    model = copy.deepcopy(base)
+    if use_cache and path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval(), 0.0
+    if not quiet:
+        print(f"fine-tuning {name} on {data.name} {what}; cached at {path}", file=sys.stderr)
+    t0 = time.perf_counter()
+    model = train()
+    seconds = time.perf_counter() - t0
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    write_bytes_atomic(path, buf.getvalue())
+    return model, seconds
+
+
+def _train_args(recipe: dict, epochs_key: str = "epochs") -> dict:
+    return {"epochs": recipe[epochs_key], **{k: recipe[k] for k in ("lr", "batch_size", "weight_decay")}}
 
 
 def trained_pot_model(name: str, data: ImageData, fmt: str | FormatSpec, base: nn.Module, base_tag: str,
@@ -138,23 +197,24 @@ def trained_pot_model(name: str, data: ImageData, fmt: str | FormatSpec, base: n
     spec = _pot_spec(fmt)
     recipe = {**qat_recipe(name, data.name), "pot": str(spec), "base": base_tag}
     if spec["sparsity"] > 0:
-        recipe["prune_rule"] = 2  # groups count only when all zero (formats.pot.prune)
-    path = cache_dir(create=True) / "models" / f"{name}-{data.name}-pot-{cache_key(name, data, recipe, seed)}.pt"
-    model = copy.deepcopy(base)
-    if use_cache and path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval(), 0.0
-    if not quiet:
-        print(f"fine-tuning {name} on {data.name} for {spec} ({recipe['epochs']} epochs); cached at {path}",
-              file=sys.stderr)
-    t0 = time.perf_counter()
-    model = finetune(base, data, spec, {k: recipe[k] for k in ("epochs", "lr", "batch_size", "weight_decay")},
-                     seed, quiet)
-    seconds = time.perf_counter() - t0
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    write_bytes_atomic(path, buf.getvalue())
-    return model, seconds
+        recipe["prune_rule"] = 4  # formats.pot.prune: mean scores, whole groups count; linear schedule
+    train = _train_args(recipe, "prune_epochs" if spec["sparsity"] > 0 else "epochs")
+    return _cached(name, data, recipe, base, lambda: finetune(base, data, spec, train, seed, quiet), seed, quiet,
+                   use_cache, f"for {spec} ({train['epochs']} epochs)")
+
+
+def float_control(name: str, data: ImageData, base: nn.Module, seed: int = 0, quiet: bool = False,
+                  use_cache: bool = True) -> tuple[nn.Module, float]:
+    """The float model fine-tuned with the QAT recipe and no quantizer: what the
+    extra epochs alone buy, to read QAT's gain over INT8 PTQ against."""
+    recipe = {**qat_recipe(name, data.name), "control": "float"}
+    train = _train_args(recipe)
+
+    def run():
+        model = copy.deepcopy(base)
+        return fit(model, data, train, seed, quiet).eval()
+
+    return _cached(name, data, recipe, base, run, seed, quiet, use_cache, f"in float ({train['epochs']} epochs)")
 
 
 # --------------------------------------------------------------------------- results
@@ -208,6 +268,8 @@ def run_results(models=("mlp", "cnn"), dataset: str = "auto", quiet: bool = Fals
         acc, _ = float_accuracy(base, data.x_test, data.y_test)
         rows.append({"model": name, "method": "float", "format": "float", "accuracy": acc})
         rows.append(_row(name, "PTQ", evaluate(base, data, "int:bits=8")))
+        control, train_s = float_control(name, data, base, quiet=quiet)
+        rows.append(_row(name, "float+FT, PTQ", evaluate(control, data, "int:bits=8"), train_s))
         qat: dict[int, nn.Module] = {}
         for label, fmt, how in EXPERIMENTS:
             spec = parse(fmt)
@@ -245,7 +307,7 @@ def format_results(report: dict) -> str:
     lines = [f"PoT results on {report['dataset']} (full test set, reference backend, batch-1 modeled costs)",
              f"{'':4} {'method':<13} {'format':<44} {'acc':>7} {'zeros':>6} {'W KiB':>8} {'cycles':>10} "
              f"{'comp uJ':>9} {'tot uJ':>9}  vs INT8: d-acc  compute  total  cycles"]
-    int8 = {r["model"]: r for r in report["rows"] if r["format"].startswith("int:bits=8")}
+    int8 = {r["model"]: r for r in report["rows"] if r["format"].startswith("int:bits=8") and r["method"] == "PTQ"}
     for r in report["rows"]:
         line = format_row(r)
         base = int8.get(r["model"])
