@@ -266,6 +266,32 @@ class Pool2d(Node):
         return {"mode": self.mode, "kernel": list(self.kernel), "stride": list(self.stride)}
 
 
+def quantize_gemm(name: str, w2d: np.ndarray, b: np.ndarray | None, s_in: float, spec, *,
+                  x_calib: np.ndarray | None = None, in_signed: bool = True, index: int = 0,
+                  requant: Requant | None = None, s_out: float = 1.0, a_bits: int = 8) -> QLinear:
+    """One float Linear (w2d (N, K), bias (N,)) as a GEMM node in any format of
+    nn/gemm_formats.py, fed codes of scale `s_in`. Formats fitted to their
+    calibration activations too (teq) need `x_calib` (float inputs of this GEMM
+    on the calibration data) and `index` (the GEMM's position in its model).
+    The same call serves the fx-lowered chains, the LSTM gates and MiniLM's Linears."""
+    from termshift.formats import parse
+
+    spec = parse(spec) if isinstance(spec, str) else spec
+    gf = gemm_format(spec)
+    w2d = np.asarray(w2d, np.float64)
+    if hasattr(gf, "quantize_layer"):
+        if x_calib is None:
+            raise ValueError(f"{name}: format {spec.name!r} fits each layer to its calibration activations; "
+                             "pass x_calib (this GEMM's float inputs on the calibration data)")
+        payload, s_w = gf.quantize_layer(w2d, spec, np.asarray(x_calib), s_in, in_signed, index)
+    else:
+        payload, s_w = gf.quantize_weights(w2d, spec)
+    bias = np.zeros(w2d.shape[0]) if b is None else np.asarray(b, np.float64)
+    bq = uniform.quantize_bias(bias, s_in, s_w)
+    return QLinear(name=name, fmt=str(spec), payload=payload, bias=bq, k=w2d.shape[1], s_in=s_in, s_w=s_w,
+                   requant=requant, s_out=s_out, w_bits=gf.weight_bits(spec), a_bits=a_bits)
+
+
 NODE_TYPES = {cls.kind: cls for cls in (QuantizeInput, QLinear, QConv2d, ReLU, Flatten, Pool2d)}
 
 

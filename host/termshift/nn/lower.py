@@ -21,7 +21,7 @@ from torch import nn
 from termshift.checks import as_float_array
 from termshift.formats import FormatSpec, parse, uniform
 from termshift.nn.gemm_formats import gemm_format
-from termshift.nn.graph import Flatten, Pool2d, QConv2d, QLinear, QuantGraph, QuantizeInput, ReLU
+from termshift.nn.graph import Flatten, Pool2d, QConv2d, QLinear, QuantGraph, QuantizeInput, ReLU, quantize_gemm
 
 
 @dataclass
@@ -124,7 +124,7 @@ ACT_BITS = 8
 def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "int:bits=8") -> QuantGraph:
     """Quantize `model` to a QuantGraph in format `fmt` (any format in nn/gemm_formats.py)."""
     spec = parse(fmt) if isinstance(fmt, str) else fmt
-    gf = gemm_format(spec)
+    gemm_format(spec)  # unknown formats fail before any work
     bits = spec["bits"] if spec.name == "int" else ACT_BITS
     calib = np.asarray(calibration, np.float32)
     if calib.ndim < 2 or len(calib) == 0:
@@ -145,22 +145,19 @@ def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "in
             if op.kind in ("linear", "conv2d"):
                 w = op.module.weight.detach().double().numpy()
                 w2 = w.reshape(w.shape[0], -1)
-                if hasattr(gf, "quantize_layer"):  # formats fitted to calibration activations too (teq)
-                    payload, s_w = gf.quantize_layer(w2, spec, x.numpy(), s_act, act_signed,
-                                                     sum(isinstance(n, (QLinear, QConv2d)) for n in nodes))
-                else:
-                    payload, s_w = gf.quantize_weights(w2, spec)
-                b = op.module.bias.detach().double().numpy() if op.module.bias is not None else np.zeros(w2.shape[0])
-                bq = uniform.quantize_bias(b, s_act, s_w)
-                common = dict(name=op.name, fmt=str(spec), payload=payload, bias=bq, k=w2.shape[1], s_in=s_act,
-                              s_w=s_w, w_bits=gf.weight_bits(spec), a_bits=bits)
+                b = op.module.bias.detach().double().numpy() if op.module.bias is not None else None
+                index = sum(isinstance(n, (QLinear, QConv2d)) for n in nodes)
+                gemm = quantize_gemm(op.name, w2, b, s_act, spec, x_calib=x.numpy(), in_signed=act_signed,
+                                     index=index, a_bits=bits)
                 if i == last:
                     rq, s_out = None, 1.0
                 else:
                     out_signed = bool(y.min() < 0)
                     s_out = uniform.activation_scale(y.numpy(), bits, signed=out_signed)
-                    rq = uniform.requant_params(s_act * s_w / s_out, bits, out_signed=out_signed, relu=op.relu)
+                    rq = uniform.requant_params(s_act * gemm.s_w / s_out, bits, out_signed=out_signed, relu=op.relu)
                     act_signed = out_signed
+                common = dict(name=op.name, fmt=gemm.fmt, payload=gemm.payload, bias=gemm.bias, k=gemm.k,
+                              s_in=gemm.s_in, s_w=gemm.s_w, w_bits=gemm.w_bits, a_bits=bits)
                 if op.kind == "linear":
                     nodes.append(QLinear(**common, requant=rq, s_out=s_out))
                 else:
