@@ -233,7 +233,7 @@ def test_manifest_mismatches_are_refused_with_clear_messages(tmp_path):
     assert "termshift 0.9.0" in msg and "Rebuild the overlay" in msg
     assert "board 'pynqz2'" in _mismatch(tmp_path / "d", board="pynqz2")
     assert "manifest_version" in _mismatch(tmp_path / "e", manifest_version=2)
-    write_overlay(tmp_path / "f")
+    write_overlay(tmp_path / "f", engines=("int",))
     with pytest.raises(OverlayMismatch, match=r"needs engine\(s\) pot"):
         TermshiftOverlay(str(tmp_path / "f" / "termshift.bit"), device=SimulatedZCU104(),
                          expect=HostExpectation().requiring("pot"))
@@ -256,12 +256,13 @@ def test_patch_version_difference_is_a_note(tmp_path):
 
 
 def test_engine_address_disagreeing_with_hwh_is_refused(tmp_path):
-    write_overlay(tmp_path, manifest_overrides={"engines": {"int": {"control_base": 0xA001_0000}}})
+    # Engines sit in name order (bfp, int, ...): int's control block is the second, at 0xA0010000.
+    write_overlay(tmp_path, manifest_overrides={"engines": {"int": {"control_base": 0xA005_0000}}})
     from termshift.hls import manifest as mm
 
     m = json.loads((tmp_path / "manifest.json").read_text())
     mm.validate(m)
-    with pytest.raises(OverlayMismatch, match="the .hwh maps it at 0xA0000000"):
+    with pytest.raises(OverlayMismatch, match="gemm_int_0': the .hwh maps it at 0xA0010000"):
         TermshiftOverlay(str(tmp_path / "termshift.bit"), device=SimulatedZCU104())
 
 
@@ -269,15 +270,20 @@ def test_hwh_parsers_agree(overlay_dir):
     from pynq.pl_server.hwh_parser import _HWHUltrascale
 
     mine = rm.read_hwh(overlay_dir / "termshift.hwh")
-    assert list(mine) == ["gemm_int_0"]
-    ip = mine["gemm_int_0"]
-    assert (ip.phys_addr, ip.addr_range, ip.vlnv) == (0xA000_0000, 0x1_0000, "termshift:hls:gemm_int:1.0")
+    engines = ["bfp", "int", "pot", "teq", "tr"]
+    assert list(mine) == [f"gemm_{e}_0" for e in engines]
     legacy = _HWHUltrascale(str(overlay_dir / "termshift.hwh"))
     ol, _ = _load(overlay_dir)
-    for regs in (legacy.ip_dict["gemm_int_0"]["registers"], ol.ip_dict["gemm_int_0"]["registers"]):
-        assert {k: v["address_offset"] for k, v in regs.items()} == {k: v["address_offset"] for k, v in ip.registers.items()}
-        assert rm.from_registers("gemm_int", regs) == rm.from_registers("gemm_int", ip.registers)
-    assert rm.from_registers("gemm_int", ip.registers).args == rm.vitis_layout("gemm_int").args
+    for i, e in enumerate(engines):
+        top, cell = f"gemm_{e}", f"gemm_{e}_0"
+        ip = mine[cell]
+        assert (ip.phys_addr, ip.addr_range, ip.vlnv) == (0xA000_0000 + i * 0x1_0000, 0x1_0000, f"termshift:hls:{top}:1.0")
+        for regs in (legacy.ip_dict[cell]["registers"], ol.ip_dict[cell]["registers"]):
+            assert {k: v["address_offset"] for k, v in regs.items()} == \
+                {k: v["address_offset"] for k, v in ip.registers.items()}
+            assert rm.from_registers(top, regs) == rm.from_registers(top, ip.registers)
+        assert rm.from_registers(top, ip.registers).args == rm.vitis_layout(top).args
+        assert ol.engine(e).regmap.source == "hwh"
     assert legacy.clock_dict[0]["enable"] == 1
 
 

@@ -1,5 +1,7 @@
 """The ZCU104 board runtime: the PYNQ driver of the termshift overlay
-(`driver`), register maps from the .hwh (`regmap`), a simulated board for
+(`driver`) for all five engines, how each engine's operands are packed into
+its top's buffers and registers (`packing`), register maps from the .hwh
+(`regmap`), a simulated board for
 tests and for users without one (`simulated`), energy measurement from the
 PMBus rails (`power`) and the `termshift board` commands (`cli`).
 

@@ -4,7 +4,9 @@ Owns the argument parsing and printing only; the work is in driver.py,
 power.py and simulated.py. `add_parser(subparsers)` adds the `board`
 command to termshift's CLI. Every command takes `--overlay PATH` (default
 $TERMSHIFT_OVERLAY or ./termshift.bit) or `--simulated` (a simulated ZCU104;
-with no --overlay it writes a simulated overlay to a temporary directory).
+with no --overlay it writes a simulated overlay with every engine to a
+temporary directory). `run`, `throughput` and `power` take an artifact in any
+format; it runs on the engine its format needs (int, pot, tr, bfp or teq).
 
 Exit codes: 0 success, 1 outputs differ from the artifact's expected ones,
 2 an error the user can fix (message on stderr).
@@ -61,6 +63,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     q = sub.add_parser("simulate", help="write a simulated overlay (termshift.bit, termshift.hwh, manifest.json)")
     q.add_argument("out", type=Path, help="directory to write into")
     q.add_argument("--clock-mhz", type=float, default=100.0)
+    q.add_argument("--engines", default=None,
+                   help="comma-separated engines to put in the overlay (default: all of int, pot, tr, bfp, teq)")
     q.set_defaults(board_func=_cmd_simulate)
     p.set_defaults(func=_dispatch)
     return p
@@ -195,10 +199,16 @@ def _cmd_power(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
-    from termshift.board.simulated import write_overlay
+    from termshift.board.simulated import SIM_ENGINES, write_overlay
 
-    bit = write_overlay(args.out, clock_mhz=args.clock_mhz)
-    print(f"wrote {bit}, {bit.with_suffix('.hwh')} and {bit.with_name('manifest.json')} (a simulated overlay: "
+    engines = SIM_ENGINES if args.engines is None else tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    unknown = [e for e in engines if e not in SIM_ENGINES]
+    if unknown or not engines:
+        raise ValueError(f"--engines: {', '.join(unknown) or 'none given'}; the simulated board has "
+                         f"{', '.join(SIM_ENGINES)}")
+    bit = write_overlay(args.out, engines=engines, clock_mhz=args.clock_mhz)
+    print(f"wrote {bit}, {bit.with_suffix('.hwh')} and {bit.with_name('manifest.json')} (a simulated overlay "
+          f"with engines {', '.join(sorted(engines))}: "
           f"load it with TermshiftOverlay(..., device=SimulatedZCU104()) or `termshift board ... --simulated "
           f"--overlay {bit}`)")
     return 0

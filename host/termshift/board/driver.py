@@ -8,15 +8,18 @@ Owns:
   the PL clock pynq set with the one the bitstream was built for.
 - `GemmEngine(pynq.DefaultIP)`: one engine's control block: argument writes,
   ap_start, polling ap_idle with a timeout that raises with a register dump.
-- `BoardBackend(Backend)`: `gemm_int` on the engine, in separate timed
-  stages: pack (numpy -> pynq buffers), copy (`sync_to_device`), execute
-  (registers, start, poll) and unpack (`sync_from_device` -> numpy). Weights
-  of a model are uploaded once; activations and results go through buffers
-  allocated once and reused, with M split into row tiles when a batch is
-  larger than them.
-- `BoardModel`: a compiled-model artifact (`.tsm`) bound to an overlay with
-  its buffers allocated once: `run`, `check` (against the artifact's
-  expected outputs), `throughput_test`.
+- `BoardBackend(Backend)`: `run(engine, **operands)` on one engine IP, for
+  every engine termshift has (int, pot, tr, bfp, teq; the operands are the
+  ones backends/engine_<e>.py validates, packed as board/packing.py says),
+  in separate timed stages: pack (numpy -> pynq buffers), copy
+  (`sync_to_device`), execute (registers, start, poll) and unpack
+  (`sync_from_device` -> numpy). A layer's constant operands (weights, bias,
+  multipliers, tables...) are uploaded once (`preload`); activations and
+  results go through buffers allocated once and reused, with M split into
+  row tiles when a batch is larger than them.
+- `BoardModel`: a compiled-model artifact (`.tsm`, any format) bound to the
+  overlay's engine for its format, with its buffers allocated once: `run`,
+  `check` (against the artifact's expected outputs), `throughput_test`.
 
 Needs numpy and pynq only (no torch). The same code drives a board over
 the network when PYNQ_REMOTE_DEVICES is set (see docs/board.md).
@@ -33,9 +36,9 @@ import numpy as np
 
 from termshift import __version__
 from termshift.backends.base import Backend, GemmResult
-from termshift.backends.cycle_model import INT_ENGINE, ArrayGeometry
+from termshift.backends.cycle_model import ArrayGeometry
+from termshift.board import packing
 from termshift.board import regmap as rm
-from termshift.formats import uniform
 from termshift.hls import manifest as manifest_mod
 
 try:
@@ -49,7 +52,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without pynq
 
 BOARD = "zcu104"
 # The array geometry this host's cycle model assumes, per engine.
-HOST_ENGINES: dict[str, ArrayGeometry] = {"int": INT_ENGINE}
+HOST_ENGINES: dict[str, ArrayGeometry] = {name: e.geometry for name, e in packing.BOARD_ENGINES.items()}
 CLOCK_TOLERANCE = 0.01
 
 
@@ -257,28 +260,46 @@ class StageTimes:
 
 
 @dataclass
-class _Weights:
-    w: np.ndarray  # kept so id() stays unique while cached
-    bias: np.ndarray | None
-    requant: object
-    bufs: tuple  # (W, bias, multiplier) pynq buffers, already on the device
+class _Consts:
+    operands: dict  # the constant operands, kept so their id()s stay unique while cached
+    bufs: dict  # pointer arg -> (pynq buffer, elements used), already on the device
+
+
+def _is_value(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating))
+
+
+def _const_key(engine: str, operands: dict) -> tuple:
+    """Identity of a layer's constant operands: arrays and requant objects by
+    id (a model passes the same objects every call), plain values by value."""
+    return (engine,) + tuple((k, ("=", v) if _is_value(v) else ("id", id(v)))
+                             for k, v in sorted(operands.items()) if k != "a")
+
+
+def _same(cached: dict, operands: dict) -> bool:
+    if cached.keys() != operands.keys() - {"a"}:
+        return False
+    return all((v == operands[k]) if _is_value(v) else (v is operands[k]) for k, v in cached.items())
 
 
 class BoardBackend(Backend):
-    """The `board` backend: engine calls on a ZCU104 (or a simulated one)."""
+    """The `board` backend: engine calls on a ZCU104 (or a simulated one).
+
+    One backend drives one engine IP; `run(engine, **operands)` takes the
+    operands of backends/engine_<engine>.py's EngineDef."""
 
     name = "board"
 
     def __init__(self, engine: GemmEngine, device=None, timeout_s: float = 2.0):
         self.engine = engine
+        self.board_engine = packing.board_engine(engine.name)
         self.device = device if device is not None else engine.device
         self.timeout_s = timeout_s
         self.stats = StageTimes()
         self._io = {}
-        self._weights: dict[tuple, _Weights] = {}
+        self._consts: dict[tuple, _Consts] = {}
         self._scratch: dict[str, object] = {}
         self._remote = bool(getattr(self.device, "has_capability", lambda c: False)("REMOTE"))
-        self._zero_mult = {}
 
     def _allocate(self, count: int, dtype):
         return pynq.allocate((max(int(count), 1),), dtype, target=self.device)
@@ -287,9 +308,6 @@ class BoardBackend(Backend):
         """The activation (uint8) and result (int32) buffers every call shares."""
         self._io = {"A": self._allocate(a_bytes, np.uint8), "C": self._allocate(c_words, np.int32)}
 
-    def _key(self, w, bias, requant):
-        return (id(w), id(bias), id(requant.multiplier) if requant is not None else None)
-
     def _sync_to(self, buf, n: int) -> None:
         # A remote buffer syncs whole (its slices map to offset 0 over gRPC).
         (buf if self._remote else buf[:n]).sync_to_device()
@@ -297,80 +315,96 @@ class BoardBackend(Backend):
     def _sync_from(self, buf, n: int) -> None:
         (buf if self._remote else buf[:n]).sync_from_device()
 
-    def register_weights(self, w, bias=None, requant=None) -> None:
-        """Upload one layer's weights, bias and multipliers once; later calls
-        with the same arrays skip pack and copy for them."""
-        args = uniform.validate_gemm_int(np.zeros((1, np.asarray(w).shape[1]), np.int8), w, bias, requant)
-        n, k = args.w.shape
-        mult = args.requant.multiplier if args.requant is not None else np.zeros(n, np.int32)
-        bufs = (self._allocate(n * k, np.int8), self._allocate(n, np.int32), self._allocate(n, np.int32))
-        for buf, src in zip(bufs, (args.w.reshape(-1), args.bias, mult)):
-            np.copyto(buf[:src.size], src)
-            self._sync_to(buf, src.size)
-        self._weights[self._key(w, bias, requant)] = _Weights(w, bias, requant, bufs)
-
-    def _weight_bufs(self, w, bias, requant, args, mult):
-        """(W, bias, multiplier) buffers and whether they are already on the device."""
-        entry = self._weights.get(self._key(w, bias, requant))
-        if entry is not None and entry.w is w and entry.bias is bias and entry.requant is requant:
-            return entry.bufs, True
-        # Not preloaded (direct backend use): pack into scratch buffers that grow as needed.
-        bufs = []
-        for name, src in (("W", args.w.reshape(-1)), ("bias", args.bias), ("mult", mult)):
-            buf = self._scratch.get(name)
-            if buf is None or buf.size < src.size:
-                buf = self._scratch[name] = self._allocate(max(src.size, 4096 // src.itemsize), src.dtype)
-            np.copyto(buf[:src.size], src)
-            bufs.append(buf)
-        return tuple(bufs), False
-
-    def run(self, engine: str, **operands) -> GemmResult:
-        if engine != "int":
-            raise OverlayMismatch(f"the board backend has no driver for engine {engine!r} yet (it drives: int)")
+    def _check_engine(self, engine: str) -> None:
+        if engine not in packing.BOARD_ENGINES:
+            raise OverlayMismatch(f"the board backend has no driver for engine {engine!r} "
+                                  f"(it drives: {', '.join(packing.BOARD_ENGINES)})")
         if self.engine.name != engine:
-            raise OverlayMismatch(f"this backend drives the '{self.engine.name}' engine, not '{engine}'")
-        return self._run_int(**operands)
+            raise OverlayMismatch(f"this backend drives the '{self.engine.name}' engine, not '{engine}'; "
+                                  f"use overlay.backend({engine!r})")
+
+    @staticmethod
+    def _with_stand_in_a(engine: str, operands: dict) -> dict:
+        """Operands with a stand-in activation row: validation needs one. int8
+        zeros are the loosest legal one (smallest |a| bound)."""
+        if "k" in operands:  # teq passes K itself
+            k = int(operands["k"])
+        elif engine in ("int", "pot") or (engine == "tr" and operands.get("w") is not None):
+            k = np.asarray(operands["w"]).shape[1]
+        else:
+            raise ValueError(f"preloading {engine} operands needs a= (one row of the layer's activations): "
+                             f"its weight operands do not give K")
+        return {**operands, "a": np.zeros((1, k), np.int8)}
 
     def preload(self, engine: str, **operands) -> None:
-        """Upload one layer's constant operands (weights, bias, multipliers)
-        once; later calls with the same arrays skip pack and copy for them."""
-        if engine != "int":
-            raise OverlayMismatch(f"the board backend has no driver for engine {engine!r} yet (it drives: int)")
-        self.register_weights(operands["w"], operands.get("bias"), operands.get("requant"))
+        """Pack and upload one layer's constant operands (weights, bias,
+        multipliers, tables...) once; later calls with the same objects skip
+        pack and copy for them. `a` (any rows of the layer's activations)
+        only serves validation; int, pot, teq and conventional-mode tr can do
+        without it."""
+        self._check_engine(engine)
+        if "a" not in operands:
+            operands = self._with_stand_in_a(engine, operands)
+        args = self.board_engine.validate(**operands)
+        consts = self.board_engine.consts(args)
+        bufs = {}
+        for name, src in consts.items():
+            buf = self._allocate(src.size, src.dtype)
+            np.copyto(buf[:src.size], src)
+            self._sync_to(buf, src.size)
+            bufs[name] = (buf, src.size)
+        kept = {k: v for k, v in operands.items() if k != "a"}
+        self._consts[_const_key(engine, operands)] = _Consts(kept, bufs)
 
-    def _run_int(self, a, w, bias=None, requant=None) -> GemmResult:
+    def register_weights(self, w, bias=None, requant=None) -> None:
+        """The INT8 engine's preload (kept for callers of the int-only driver)."""
+        self.preload("int", w=w, bias=bias, requant=requant)
+
+    def _const_bufs(self, engine: str, operands: dict, args) -> tuple[dict, bool]:
+        """{pointer arg: (buffer, elements used)} of the constants, and whether
+        they are already on the device."""
+        entry = self._consts.get(_const_key(engine, operands))
+        if entry is not None and _same(entry.operands, operands):
+            return entry.bufs, True
+        # Not preloaded (direct backend use): pack into scratch buffers that grow as needed.
+        bufs = {}
+        for name, src in self.board_engine.consts(args).items():
+            buf = self._scratch.get(name)
+            if buf is None or buf.dtype != src.dtype or buf.size < src.size:
+                buf = self._scratch[name] = self._allocate(max(src.size, 4096 // src.itemsize), src.dtype)
+            np.copyto(buf[:src.size], src)
+            bufs[name] = (buf, src.size)
+        return bufs, False
+
+    def run(self, engine: str, **operands) -> GemmResult:
+        self._check_engine(engine)
         st = self.stats
         t0 = time.perf_counter()
-        args = uniform.validate_gemm_int(a, w, bias, requant)
+        be = self.board_engine
+        args = be.validate(**operands)
         m, n, k = args.shape
-        flags = rm_flags(args)
-        if args.requant is None:
-            mult = self._zero_mult.get(n)
-            if mult is None:
-                mult = self._zero_mult[n] = np.zeros(n, np.int32)
-            shift, lo, hi = 0, 0, 0
-        else:
-            rq = args.requant
-            mult, shift, lo, hi = rq.multiplier, rq.shift, rq.lo, rq.hi
-        (wbuf, bbuf, mbuf), preloaded = self._weight_bufs(w, bias, requant, args, mult)
+        scalars = be.scalars(args)
+        bufs, preloaded = self._const_bufs(engine, operands, args)
         t1 = time.perf_counter()
         if not preloaded:
-            for buf, size in ((wbuf, n * k), (bbuf, n), (mbuf, n)):
-                self._sync_to(buf, size)
+            for buf, count in bufs.values():
+                self._sync_to(buf, count)
         t2 = time.perf_counter()
         st.seconds["pack"] += t1 - t0
         st.seconds["copy"] += t2 - t1
 
-        if not self._io or self._io["A"].size < k * self.engine.geometry.rows or \
-                self._io["C"].size < n * self.engine.geometry.rows:
-            rows = max(m, self.engine.geometry.rows)
+        g = self.engine.geometry
+        if not self._io or self._io["A"].size < k * g.rows or self._io["C"].size < n * g.rows:
+            rows = max(m, g.rows)
             self.allocate_io(max(rows * k, 1 << 16), max(rows * n, 1 << 14))
         abuf, cbuf = self._io["A"], self._io["C"]
-        g = self.engine.geometry
         # Whole row tiles per call keep the summed cycles equal to one big call's.
         chunk = min(abuf.size // k, cbuf.size // n)
         chunk = m if chunk >= m else max(g.rows, chunk - chunk % g.rows)
         a_u8 = args.a.view(np.uint8)
+        pointers = {arg: 0 for arg, kind, _ in rm.TOP_ARGS[be.top] if kind == "ptr"}  # unused ones stay 0
+        pointers.update({name: buf.device_address for name, (buf, _) in bufs.items()})
+        pointers.update(A=abuf.device_address, C=cbuf.device_address)
         out = np.empty((m, n), np.int32)
         cycles = 0
         for s in range(0, m, chunk):
@@ -380,10 +414,7 @@ class BoardBackend(Backend):
             tb = time.perf_counter()
             self._sync_to(abuf, mc * k)
             tc = time.perf_counter()
-            cycles += self.engine.execute(
-                timeout_s=self.timeout_s, A=abuf.device_address, W=wbuf.device_address, bias=bbuf.device_address,
-                multiplier=mbuf.device_address, C=cbuf.device_address, M=mc, N=n, K=k, shift=shift, lo=lo, hi=hi,
-                flags=flags)
+            cycles += self.engine.execute(timeout_s=self.timeout_s, **pointers, M=mc, **scalars)
             td = time.perf_counter()
             self._sync_from(cbuf, mc * n)
             out[s:s + mc] = cbuf[:mc * n].reshape(mc, n)
@@ -400,9 +431,9 @@ class BoardBackend(Backend):
 def rm_flags(args) -> int:
     """The flags register: bit 0 uint8 activations, bit 1 raw int32 output
     (hls/include/termshift/config.h, docs/formats/int.md section 7)."""
-    flags = 1 if args.a_unsigned else 0
+    flags = packing.FLAG_A_UNSIGNED if args.a_unsigned else 0
     if args.requant is None:
-        flags |= 2
+        flags |= packing.FLAG_RAW_OUT
     return flags
 
 
@@ -425,6 +456,32 @@ def _gemm_rows_per_sample(graph) -> list[tuple[object, int]]:
     return out
 
 
+class _Capture(Backend):
+    """Records the engine calls a format makes instead of running them."""
+
+    name = "capture"
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, engine: str, **operands) -> GemmResult:
+        self.calls.append((engine, operands))
+        return GemmResult(np.zeros((0, 0), np.int32), 0)
+
+
+def _layer_calls(graph) -> list[tuple[str, dict]]:
+    """(engine, operands) of every GEMM layer, exactly as the layer's format
+    passes them to a backend (nn/gemm_formats.py), with a one-row stand-in
+    for the activations: what preloading needs, without restating each
+    format's operand list here."""
+    from termshift.nn.gemm_formats import gemm_format
+
+    cap = _Capture()
+    for node, _ in _gemm_rows_per_sample(graph):
+        gemm_format(node.fmt).run(cap, np.zeros((1, node.k), np.int8), node)
+    return cap.calls
+
+
 class BoardModel:
     """A compiled model on the board: buffers allocated once, weights
     uploaded once, inference through `graph.run` on a BoardBackend."""
@@ -438,8 +495,19 @@ class BoardModel:
         self.path = Path(artifact)
         self.graph, self.expected = load_artifact(self.path)
         self.engine_name = engine_for_format(self.graph.fmt)
+        layer_calls = _layer_calls(self.graph)
+        other = sorted({e for e, _ in layer_calls} - {self.engine_name})
+        if other:
+            raise BoardError(f"{self.path.name}: layers of this {self.graph.fmt} model also call engine(s) "
+                             f"{', '.join(other)}; a board model runs on one engine")
         self.overlay = overlay
-        engine = overlay.engine(self.engine_name)
+        try:
+            engine = overlay.engine(self.engine_name)
+        except OverlayMismatch:
+            raise OverlayMismatch(
+                f"{self.path.name} is a {self.graph.fmt} model: it needs engine '{self.engine_name}' "
+                f"(gemm_{self.engine_name}) but the overlay has only {', '.join(overlay.engine_names) or 'none'}; "
+                f"build an overlay with TERMSHIFT_ENGINES including {self.engine_name}") from None
         self.backend = BoardBackend(engine, overlay.device, timeout_s=timeout_s)
         self.batch_size = batch_size
         rows = engine.geometry.rows
@@ -449,8 +517,8 @@ class BoardModel:
             m = min(batch_size * per_sample, max(max_rows - max_rows % rows, rows))
             a_bytes, c_words = max(a_bytes, m * k), max(c_words, m * n)
         self.backend.allocate_io(a_bytes, c_words)
-        for node, _ in _gemm_rows_per_sample(self.graph):
-            self.backend.preload(self.engine_name, w=node.payload["w"], bias=node.bias, requant=node.requant)
+        for engine_name, operands in layer_calls:
+            self.backend.preload(engine_name, **operands)
 
     def run(self, x, keep_raw: bool = False):
         return self.graph.run(x, self.backend, batch_size=self.batch_size, keep_raw=keep_raw)

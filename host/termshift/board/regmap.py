@@ -30,12 +30,40 @@ CTRL_FIELDS = {"AP_START": AP_START, "AP_DONE": AP_DONE, "AP_IDLE": AP_IDLE, "AP
 
 # (name, kind, bits). kind: "ptr" (m_axi offset register, 64-bit address),
 # "in" (input scalar), "out" (output scalar with an ap_vld control word).
-# Order is the C argument order, which is the order Vitis assigns offsets in.
+# Order is the C argument order of hls/top/gemm_<engine>.cpp, which is the
+# order Vitis assigns offsets in (tests/test_board_engines.py parses the tops
+# and checks these lists against them).
 TOP_ARGS: dict[str, tuple[tuple[str, str, int], ...]] = {
     "gemm_int": (
         ("A", "ptr", 64), ("W", "ptr", 64), ("bias", "ptr", 64), ("multiplier", "ptr", 64), ("C", "ptr", 64),
         ("M", "in", 32), ("N", "in", 32), ("K", "in", 32), ("shift", "in", 32), ("lo", "in", 32),
         ("hi", "in", 32), ("flags", "in", 32), ("cycles", "out", 64),
+    ),
+    "gemm_pot": (
+        ("A", "ptr", 64), ("W", "ptr", 64), ("bias", "ptr", 64), ("multiplier", "ptr", 64), ("C", "ptr", 64),
+        ("M", "in", 32), ("N", "in", 32), ("K", "in", 32), ("bits", "in", 32), ("emax", "in", 32),
+        ("shift", "in", 32), ("lo", "in", 32), ("hi", "in", 32), ("flags", "in", 32), ("cycles", "out", 64),
+    ),
+    "gemm_tr": (
+        ("A", "ptr", 64), ("W", "ptr", 64), ("Wt", "ptr", 64), ("Wn", "ptr", 64), ("bias", "ptr", 64),
+        ("multiplier", "ptr", 64), ("C", "ptr", 64),
+        ("M", "in", 32), ("N", "in", 32), ("K", "in", 32), ("shift", "in", 32), ("lo", "in", 32),
+        ("hi", "in", 32), ("flags", "in", 32), ("mode", "in", 32), ("group", "in", 32), ("slots", "in", 32),
+        ("data_terms", "in", 32), ("encoding", "in", 32), ("conv_bits", "in", 32), ("cycles", "out", 64),
+    ),
+    "gemm_bfp": (
+        ("A", "ptr", 64), ("W", "ptr", 64), ("eref", "ptr", 64), ("bias", "ptr", 64), ("multiplier", "ptr", 64),
+        ("C", "ptr", 64),
+        ("M", "in", 32), ("N", "in", 32), ("K", "in", 32), ("block_log2", "in", 32), ("m_bits", "in", 32),
+        ("e_bits", "in", 32), ("shift", "in", 32), ("lo", "in", 32), ("hi", "in", 32), ("flags", "in", 32),
+        ("cycles", "out", 64),
+    ),
+    "gemm_teq": (
+        ("A", "ptr", 64), ("W", "ptr", 64), ("bias", "ptr", 64), ("multiplier", "ptr", 64), ("tables", "ptr", 64),
+        ("lut", "ptr", 64), ("C", "ptr", 64),
+        ("M", "in", 32), ("N", "in", 32), ("K", "in", 32), ("w_bits", "in", 32), ("lw", "in", 32),
+        ("la", "in", 32), ("shift", "in", 32), ("lo", "in", 32), ("hi", "in", 32), ("flags", "in", 32),
+        ("cycles", "out", 64),
     ),
 }
 

@@ -11,8 +11,10 @@ Owns:
 - `SimulatedZCU104`, a `pynq.Device` (the pattern of pynq's own
   tests/mock_devices.py): register reads and writes go through
   `read_registers`/`write_registers`, so a write of ap_start runs the C-sim
-  engine (`termshift._csim`) on operands fetched from a simulated DDR by the
-  physical addresses in the pointer registers; buffers from `allocate` are
+  of that IP's top (`termshift._csim`: gemm_int, gemm_pot, gemm_tr, gemm_bfp
+  or gemm_teq) on operands fetched from a simulated DDR by the physical
+  addresses in the pointer registers, sized from the scalar registers as the
+  top sizes them; buffers from `allocate` are
   `pynq.buffer.PynqBuffer`s whose device copy lives in that DDR, so a driver
   that forgets `sync_to_device`/`sync_from_device` sees stale data, as on the
   board (the buffers are cacheable). The PS clock registers (CRL_APB/CRF_APB)
@@ -72,7 +74,18 @@ IOPLL_CTRL, RPLL_CTRL, PL_REF_CTRL = CRL_APB + 0x20, CRL_APB + 0x30, CRL_APB + 0
 PS_REF_MHZ = 33.333
 IOPLL_FBDIV, IOPLL_DIV2 = 90, 1  # 1499.985 MHz, as on the ZCU104 preset
 
-ENGINE_AXI_BUNDLES = {"int": ("gmem_a", "gmem_w", "gmem_p", "gmem_c")}
+# The m_axi bundles of each top (the `bundle=` of its INTERFACE pragmas in
+# hls/top/gemm_<engine>.cpp), which the .hwh lists as m_axi_<bundle> ports.
+# Every top streams A, W (or its weight stream / term lists) and C on their
+# own bundles and shares gmem_p among the small per-call vectors.
+ENGINE_AXI_BUNDLES = {
+    "int": ("gmem_a", "gmem_w", "gmem_p", "gmem_c"),  # gmem_p: bias, multiplier
+    "pot": ("gmem_a", "gmem_w", "gmem_p", "gmem_c"),  # gmem_w: the compressed weight stream
+    "tr": ("gmem_a", "gmem_w", "gmem_p", "gmem_c"),  # gmem_w: W or Wt; gmem_p: Wn, bias, multiplier
+    "bfp": ("gmem_a", "gmem_w", "gmem_p", "gmem_c"),  # gmem_p: eref, bias, multiplier
+    "teq": ("gmem_a", "gmem_w", "gmem_p", "gmem_c"),  # gmem_p: bias, multiplier, tables, lut
+}
+SIM_ENGINES = tuple(sorted(ENGINE_AXI_BUNDLES))  # what a simulated overlay carries by default
 HP_OF_BUNDLE = {"gmem_a": 0, "gmem_w": 1, "gmem_c": 2}
 
 
@@ -279,9 +292,10 @@ def hwh_text(design: str, engines: list[dict], clock_mhz: float, with_registers:
     return '<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_overlay(directory, engines=("int",), clock_mhz: float = 100.0, name: str = "termshift",
+def write_overlay(directory, engines=SIM_ENGINES, clock_mhz: float = 100.0, name: str = "termshift",
                   layouts: dict | None = None, hwh_layouts: dict | None = None, hwh_registers: bool = True,
-                  manifest_overrides: dict | None = None, vlnv_vendor: str = "termshift") -> Path:
+                  manifest_overrides: dict | None = None, vlnv_vendor: str = "termshift",
+                  omit_from_hwh: tuple = ()) -> Path:
     """Write `<name>.bit`, `<name>.hwh` and `manifest.json` of a simulated
     overlay into `directory`; returns the .bit path.
 
@@ -290,12 +304,16 @@ def write_overlay(directory, engines=("int",), clock_mhz: float = 100.0, name: s
     hwh_layouts: {engine: RegisterMap} to describe a different layout in the
     .hwh than the engine decodes, as a stale .hwh would. hwh_registers=False writes a .hwh without
     register maps (the fallback path). manifest_overrides: top-level keys or
-    `engines` entries to change, to test mismatch handling."""
+    `engines` entries to change, to test mismatch handling. omit_from_hwh:
+    engines the manifest and bitstream carry but the .hwh does not describe.
+
+    Engines are placed as overlays/zcu104/termshift_bd.tcl places them: sorted
+    by name, control blocks at CONTROL_BASE + 64 KiB * index."""
     from termshift import __version__
-    from termshift.backends.cycle_model import INT_ENGINE
+    from termshift.board.packing import BOARD_ENGINES
     from termshift.hls.manifest import MANIFEST_VERSION, validate
 
-    geometry = {"int": INT_ENGINE}
+    geometry = {name: e.geometry for name, e in BOARD_ENGINES.items()}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     placed = []
@@ -317,7 +335,8 @@ def write_overlay(directory, engines=("int",), clock_mhz: float = 100.0, name: s
     bit = directory / f"{name}.bit"
     hwh = directory / f"{name}.hwh"
     bit.write_bytes(bit_file_bytes(name, SIM_MAGIC + json.dumps(hardware, sort_keys=True).encode()))
-    hwh.write_text(hwh_text(name, placed, clock_mhz, with_registers=hwh_registers))
+    hwh.write_text(hwh_text(name, [p for p in placed if p["name"] not in omit_from_hwh], clock_mhz,
+                            with_registers=hwh_registers))
     manifest = {
         "manifest_version": MANIFEST_VERSION, "version": __version__, "board": "zcu104", "part": PART,
         "clock_mhz": act, "bitstream": bit.name, "hwh": hwh.name,
@@ -443,24 +462,107 @@ class SimulatedEngine:
         self._remaining = self.latency_polls
 
     def _compute(self):
-        m, n, k = self._arg("M"), self._arg("N"), self._arg("K")
-        dev = self.device
-        a = dev.ddr_read(self._arg("A"), m * k, np.uint8, f"{self.cell} A").reshape(m, k)
-        w = dev.ddr_read(self._arg("W"), n * k, np.int8, f"{self.cell} W").reshape(n, k)
-        bias = dev.ddr_read(self._arg("bias"), n, np.int32, f"{self.cell} bias")
-        mult = dev.ddr_read(self._arg("multiplier"), n, np.int32, f"{self.cell} multiplier")
-        as_i32 = lambda v: int(np.uint32(v).view(np.int32))
+        """Run the top on what its registers point at: (C address, C, cycles)."""
+        m, n = self._arg("M"), self._arg("N")
+        try:
+            top = _SIM_TOPS[self.top]
+        except KeyError:
+            raise SimulatedEngineError(f"{self.cell}: the simulator has no model of top {self.top}") from None
         self.busy = True
         try:
-            out, cycles = dev.csim.gemm_int(dev.build, a, w, bias, mult, self._arg("shift"), as_i32(self._arg("lo")),
-                                            as_i32(self._arg("hi")), self._arg("flags"))
+            out, cycles = top(self, self.device)
         except ValueError as exc:
+            regs = ", ".join(f"{a}={self._arg(a)}" for a, kind, _ in rm.TOP_ARGS[self.top] if kind == "in")
             raise SimulatedEngineError(f"{self.cell}: the engine cannot run these register values "
-                                       f"(M={m}, N={n}, K={k}, shift={self._arg('shift')}): {exc}") from None
+                                       f"({regs}): {exc}") from None
         finally:
             self.busy = False
-        dev.ddr_check(self._arg("C"), m * n * 4, f"{self.cell} C")
+        self.device.ddr_check(self._arg("C"), m * n * 4, f"{self.cell} C")
         return self._arg("C"), np.ascontiguousarray(out, np.int32), int(cycles)
+
+    # What each top reads, from its pointer and scalar registers, as
+    # hls/top/gemm_<engine>.cpp dereferences them; then the C-sim of that top.
+
+    def _read(self, ptr: str, count: int, dtype) -> np.ndarray:
+        return self.device.ddr_read(self._arg(ptr), count, dtype, f"{self.cell} {ptr}")
+
+    def _i32(self, name: str) -> int:
+        return int(np.uint32(self._arg(name)).view(np.int32))
+
+    def _requant_regs(self) -> tuple:
+        return self._arg("shift"), self._i32("lo"), self._i32("hi"), self._arg("flags")
+
+    def _mk(self, n: int) -> tuple:
+        m, k = self._arg("M"), self._arg("K")
+        a = self._read("A", m * k, np.uint8).reshape(m, k)
+        return a, self._read("bias", n, np.int32), self._read("multiplier", n, np.int32)
+
+    def _sim_int(self, dev):
+        n, k = self._arg("N"), self._arg("K")
+        a, bias, mult = self._mk(n)
+        w = self._read("W", n * k, np.int8).reshape(n, k)
+        return dev.csim.gemm_int(dev.build, a, w, bias, mult, *self._requant_regs())
+
+    def _sim_pot(self, dev):
+        n, k, bits = self._arg("N"), self._arg("K"), self._arg("bits")
+        a, bias, mult = self._mk(n)
+        # The stream's length follows from its own group masks: read the most
+        # it could be (every k kept), stop at the end of DDR, then keep what
+        # the engine's walk over the masks consumes.
+        cols = dev.csim.ENGINES["pot"]["cols"]
+        most_bits = -(-n // cols) * k + n * k * max(bits, 0)
+        addr = self._arg("W")
+        room = (self.device.ddr_base + self.device.ddr.size - addr) // 4
+        words = self.device.ddr_read(addr, max(0, min(-(-most_bits // 32), room)), np.uint32, f"{self.cell} W")
+        used = dev.csim.pot_stream_bits(words, n, k, bits) if 2 <= bits <= 6 else 0
+        if used < 0:
+            raise SimulatedBusError(f"{self.cell} W: the weight stream at 0x{addr:X} runs past the end of the "
+                                    f"simulated DDR (its group masks ask for more words than are left)")
+        stream = words[:max(-(-used // 32), 1)]
+        return dev.csim.gemm_pot(dev.build, a, stream, n, bits, self._arg("emax"), bias, mult, *self._requant_regs())
+
+    def _sim_tr(self, dev):
+        n, k = self._arg("N"), self._arg("K")
+        a, bias, mult = self._mk(n)
+        mode, group, slots = self._arg("mode"), self._arg("group"), self._arg("slots")
+        if mode == dev.csim.ENGINES["tr"]["mode_tr"]:
+            info = dev.csim.ENGINES["tr"]
+            if not 1 <= group <= info["max_group"] or not 1 <= slots <= info["max_slots"]:
+                raise ValueError(f"group={group} or slots={slots} out of range")
+            n_groups = -(-k // group)
+            terms = self._read("Wt", n * n_groups * slots, np.uint8).reshape(n, n_groups, slots)
+            counts = self._read("Wn", n * n_groups, np.uint8).reshape(n, n_groups)
+            w = np.zeros((1, 1), np.int8)
+        else:
+            w = self._read("W", n * k, np.int8).reshape(n, k)
+            terms, counts = np.zeros((1, 1, 1), np.uint8), np.zeros((1, 1), np.uint8)
+        shift, lo, hi, flags = self._requant_regs()
+        return dev.csim.gemm_tr(dev.build, a, w, terms, counts, bias, mult, shift, lo, hi, flags, mode, group,
+                                self._arg("data_terms"), self._arg("encoding"), self._arg("conv_bits"))
+
+    def _sim_bfp(self, dev):
+        n, k = self._arg("N"), self._arg("K")
+        block_log2, m_bits, e_bits = self._arg("block_log2"), self._arg("m_bits"), self._arg("e_bits")
+        if block_log2 > 16 or m_bits > 8 or e_bits > 8:
+            raise ValueError(f"block_log2={block_log2}, m_bits={m_bits} or e_bits={e_bits} out of range")
+        a, bias, mult = self._mk(n)
+        # A packed row: one e_bits exponent per block, one m_bits mantissa per value.
+        row_bytes = -(-((-(-k // (1 << block_log2))) * e_bits + k * m_bits) // 8)
+        w = self._read("W", n * row_bytes, np.uint8).reshape(n, row_bytes)
+        eref = self._read("eref", n, np.uint8)
+        return dev.csim.gemm_bfp(dev.build, a, w, eref, bias, mult, block_log2, m_bits, e_bits,
+                                 *self._requant_regs())
+
+    def _sim_teq(self, dev):
+        n, k = self._arg("N"), self._arg("K")
+        w_bits, lw, la = self._arg("w_bits"), self._arg("lw"), self._arg("la")
+        if not 2 <= w_bits <= 8 or not 1 <= lw <= 127 or not 1 <= la <= 127:
+            raise ValueError(f"w_bits={w_bits}, lw={lw} or la={la} out of range")
+        a, bias, mult = self._mk(n)
+        w = self._read("W", n * -(-(k * w_bits) // 8), np.uint8).reshape(n, -1)
+        tables = self._read("tables", 2 * (la + lw) - 1, np.int16)  # p (la + lw - 1), then w (lw), then a (la)
+        lut = self._read("lut", 256, np.int8)
+        return dev.csim.gemm_teq(dev.build, a, w, bias, mult, tables, lut, k, w_bits, lw, la, *self._requant_regs())
 
     def _complete(self) -> None:
         if self._pending == "hung":
@@ -479,6 +581,11 @@ class SimulatedEngine:
         self.words[isr] |= np.uint32(int(self.words[self.regmap.ier // 4]) & 0x3)
         self.words[ctrl] = value
         self._remaining = 0
+
+
+_SIM_TOPS = {"gemm_int": SimulatedEngine._sim_int, "gemm_pot": SimulatedEngine._sim_pot,
+             "gemm_tr": SimulatedEngine._sim_tr, "gemm_bfp": SimulatedEngine._sim_bfp,
+             "gemm_teq": SimulatedEngine._sim_teq}
 
 
 # ---------------------------------------------------------------- device
