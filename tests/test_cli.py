@@ -79,3 +79,44 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_json_atomic(path, {"a": np.zeros(1)})  # not JSON-serializable
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_bfp_search_forwards_every_argument_in_order(monkeypatch):
+    from termshift.search import bfp_cli
+
+    seen = []
+    monkeypatch.setattr(bfp_cli, "main", lambda argv=None: seen.append(list(argv)) or 7)
+    argv = ["--model", "mlp", "--model", "cnn", "--val", "300", "-h", "--", "--out", "x y"]
+    assert cli.main(["bfp-search", *argv]) == 7
+    assert cli.main(["bfp-search"]) == 7
+    assert seen == [argv, []]
+
+
+def test_bfp_search_is_in_the_help_and_its_options_are_bfp_clis(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "bfp-search" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bfp-search", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: termshift bfp-search" in out and "--time-budget" in out and "--tolerance" in out
+
+
+def test_bfp_search_runs_on_digits(tmp_path, capsys):
+    out = tmp_path / "bfp"
+    assert cli.main(["bfp-search", "--model", "mlp", "--dataset", "digits", "--val", "200", "--time-budget", "5",
+                     "--test-limit", "50", "--out", str(out)]) == 0
+    report = json.loads((out / "bfp_search.json").read_text())["reports"][0]
+    assert report["model"] == "mlp" and report["test_images"] == 50 and report["validation_images"] == 200
+    assert set(report["rows"]) >= {"int8", "best_uniform", "optimizer", "bitq"}
+    assert (out / "bfp_search.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| best uniform BFP |" in (out / "bfp_search.md").read_text()
+
+
+def test_bfp_search_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bfp-search", "--model", "lstm"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'lstm'" in capsys.readouterr().err

@@ -35,3 +35,28 @@ def test_bad_specs(text, message):
 def test_non_string():
     with pytest.raises(ValueError):
         parse(None)
+
+
+def test_bare_switch_means_on():
+    assert parse("bfp:search")["search"] == "on"
+    assert parse("bfp:search") == parse("bfp:search=on")
+    assert parse("bfp:block=8,search,mantissa=3").params == {**parse("bfp:block=8,mantissa=3").params, "search": "on"}
+    assert parse("teq:beta")["beta"] == "on"
+    assert parse("bfp:search=off")["search"] == "off"
+    assert parse("bfp")["search"] == "off"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("bfp:block", "'block' is not an on/off switch"),
+        ("pot:rounding", "'rounding' is not an on/off switch"),
+        ("int:granularity", "expected key=value, got 'granularity'"),
+        ("bfp:searching", "has no parameter 'searching'"),
+        ("bfp:search,search=on", "given twice"),
+        ("bfp:search=yes", "search='yes' is out of range (allowed: off, on)"),
+    ],
+)
+def test_bare_non_switch_is_an_error(text, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(text)

@@ -70,11 +70,11 @@ def _cmd_agree(args) -> int:
     if args.model == "minilm":
         from termshift.nn.minilm import agree_minilm
 
-        r = agree_minilm(args.format, build=args.build)
+        r = agree_minilm(args.format, limit=args.limit, build=args.build)
     elif args.model == "lstm":
         from termshift.nn.lstm import check_backends_agree_lstm
 
-        r = check_backends_agree_lstm(args.format, args.build)
+        r = check_backends_agree_lstm(args.format, args.build, limit=args.limit)
     else:
         r = check_backends_agree(args.model, args.dataset, args.format, args.build)
     ok = r["mismatches"] == 0 and r["cycles_equal"]
@@ -109,6 +109,12 @@ def _cmd_hls(args) -> int:
 
     tool = {"check": check.main, "resources": resources.main, "manifest": manifest.main}[args.action]
     return tool(args.rest)
+
+
+def _cmd_bfp_search(args) -> int:
+    from termshift.search import bfp_cli
+
+    return bfp_cli.main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="int:bits=8")
     p.add_argument("--dataset", default="auto")
     p.add_argument("--build", default="fast", choices=("fast", "exact"))
+    p.add_argument("--limit", type=int, default=None, help="lstm: score at most N test characters; minilm: at most N held-out sentences")
     p.set_defaults(func=_cmd_agree)
 
     p = sub.add_parser("hls", help="HLS flow helpers: static synthesizability check, resource model, overlay manifest",
@@ -159,6 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("check", "resources", "manifest"))
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the action")
     p.set_defaults(func=_cmd_hls)
+
+    # Every argument after `bfp-search` belongs to termshift.search.bfp_cli (its
+    # own --help included): with no prefix character that argv can contain, this
+    # parser reads none of them as options and REMAINDER keeps them in order.
+    p = sub.add_parser("bfp-search", add_help=False, prefix_chars="\0",
+                       help="per-layer BFP search vs the best uniform BFP setting and BitQ's rule: table, JSON, plot "
+                            "(`termshift bfp-search --help` for its options)",
+                       description="termshift bfp-search [--model mlp|cnn ...] [--dataset D] [--metric bits|energy] "
+                                   "[--tolerance P] [--val N] [--time-budget S] [--test-limit N] [--out DIR]")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for python -m termshift.search.bfp_cli")
+    p.set_defaults(func=_cmd_bfp_search)
 
     p = sub.add_parser("export", help="write a compiled-model artifact (.tsm) for the board")
     p.add_argument("--model", required=True, choices=("mlp", "cnn"))

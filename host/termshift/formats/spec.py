@@ -1,5 +1,8 @@
 """Format spec strings: `NAME[:key=value,...]`, e.g. `int:bits=8`.
 
+A parameter whose allowed values are exactly {off, on} is a switch and may
+be given bare: `bfp:search` means `bfp:search=on`.
+
 Each format module declares its parameters in one spec dict (name, default,
 parser, allowed values); this module parses strings against those dicts and
 gives every error the spec string and the parameter by name.
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+SWITCH_VALUES = {"off", "on"}
 
 @dataclass(frozen=True)
 class Param:
@@ -19,6 +23,10 @@ class Param:
     parse: Callable[[str], Any]
     allowed: Any  # a range, a set/tuple of values, or None
     doc: str = ""
+
+    @property
+    def is_switch(self) -> bool:
+        return isinstance(self.allowed, (set, frozenset, tuple, list)) and set(self.allowed) == SWITCH_VALUES
 
     def check(self, fmt: str, key: str, value: Any) -> Any:
         if self.allowed is not None and value not in self.allowed:
@@ -65,13 +73,16 @@ def parse_spec(text: str, registry: dict[str, dict[str, Param]]) -> FormatSpec:
     for item in filter(None, (p.strip() for p in body.split(","))):
         key, eq, raw = item.partition("=")
         key = key.strip()
-        if not eq:
-            raise ValueError(f"{text!r}: expected key=value, got {item!r}")
         if key not in params_decl:
             known = ", ".join(params_decl) or "none"
             raise ValueError(f"{text!r}: format {name!r} has no parameter {key!r} (parameters: {known})")
         if key in given:
             raise ValueError(f"{text!r}: parameter {key!r} given twice")
+        if not eq:
+            if not params_decl[key].is_switch:
+                raise ValueError(f"{text!r}: expected key=value, got {item!r} ({key!r} is not an on/off switch, "
+                                 f"so it needs a value)")
+            raw = "on"
         try:
             value = params_decl[key].parse(raw.strip())
         except ValueError as exc:

@@ -242,7 +242,7 @@ def plot(reports: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="termshift bfp-search", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="termshift bfp-search", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--model", action="append", choices=IMAGE_MODELS, help="repeatable; default: mlp and cnn")
     parser.add_argument("--dataset", default="auto", help="fashion-mnist, digits or auto")
     parser.add_argument("--metric", default="bits", choices=sb.METRICS, help="what the optimizer minimizes")
