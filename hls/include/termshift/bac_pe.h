@@ -32,7 +32,7 @@ struct pot_weight {
     bool neg;       // sign bit
     SHIFT_T shift;  // emax - exponent index, 0..23
     pot_weight() : nz(false), neg(false), shift(0) {}
-    // systolic.h clears its weight registers by assigning the literal 0; that
+    // The array clears its weight registers with w_t(0) (mac_cells, mac_pe.h); that
     // is the only integer this converts from, and it means the zero weight.
     pot_weight(int) : nz(false), neg(false), shift(0) {}
 };

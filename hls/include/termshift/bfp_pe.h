@@ -9,7 +9,8 @@
 // clears `blk`. The alignment happens in the same step, so the array runs at
 // the INT8 array's pace: a slice of k_len values takes k_len + rows + cols - 2
 // steps (docs/cycle_model.md). Weights flow down the columns carrying their
-// block's shift d and a last-of-block flag; activations flow along the rows.
+// block's shift d and a last-of-block flag; activations flow along the rows,
+// on the wavefront every engine but TR shares (systolic.h).
 #ifndef TERMSHIFT_BFP_PE_H
 #define TERMSHIFT_BFP_PE_H
 
@@ -48,6 +49,66 @@ inline void bfp_pe(typename CONFIG_T::blk_t &blk, typename CONFIG_T::acc_t &acc,
     }
 }
 
+// What travels down a column: a mantissa, its block's alignment shift and
+// whether it is the block's last value (the PE aligns the block sum then).
+template <class CONFIG_T>
+struct bfp_w_op {
+    typename CONFIG_T::q_t q;
+    bool last;
+    typename CONFIG_T::sh_t d;
+};
+
+// PE policy of systolic_array (systolic.h): activations travel as stored,
+// weights as bfp_w_op; each PE keeps its block register and accumulator.
+template <class CONFIG_T>
+struct bfp_cells {
+    typedef typename CONFIG_T::a_t a_op_t;
+    typedef bfp_w_op<CONFIG_T> w_op_t;
+    typedef typename CONFIG_T::q_t q_t;
+    typedef typename CONFIG_T::sh_t sh_t;
+    typedef typename CONFIG_T::blk_t blk_t;
+    typedef typename CONFIG_T::acc_t acc_t;
+    // Row pointers into the caller's tiles and registers.
+    const a_op_t (*a_tile)[CONFIG_T::tile_k];
+    const q_t (*q_tile)[CONFIG_T::tile_k];
+    const sh_t (*d_tile)[CONFIG_T::max_blocks];
+    blk_t (*blk)[CONFIG_T::cols];
+    acc_t (*acc)[CONFIG_T::cols];
+    unsigned k_len, block_log2, block_mask;
+
+    bfp_cells(const a_op_t a[CONFIG_T::rows][CONFIG_T::tile_k],
+              const q_t q[CONFIG_T::cols][CONFIG_T::tile_k],
+              const sh_t d[CONFIG_T::cols][CONFIG_T::max_blocks],
+              blk_t b[CONFIG_T::rows][CONFIG_T::cols], acc_t y[CONFIG_T::rows][CONFIG_T::cols],
+              unsigned len, unsigned log2_block)
+        : a_tile(a), q_tile(q), d_tile(d), blk(b), acc(y), k_len(len), block_log2(log2_block),
+          block_mask((1u << log2_block) - 1) {}
+    static a_op_t a_zero() { return a_op_t(0); }
+    static w_op_t w_zero() {
+        w_op_t w;
+        w.q = 0;
+        w.last = false;
+        w.d = 0;
+        return w;
+    }
+    a_op_t feed_a(unsigned r, unsigned k) const {
+#pragma HLS INLINE
+        return a_tile[r][k];
+    }
+    w_op_t feed_w(unsigned c, unsigned k) const {
+#pragma HLS INLINE
+        w_op_t w;
+        w.q = q_tile[c][k];
+        w.last = (k & block_mask) == block_mask || k + 1 == k_len;
+        w.d = d_tile[c][k >> block_log2];
+        return w;
+    }
+    void step(unsigned r, unsigned c, const a_op_t &a, const w_op_t &w) const {
+#pragma HLS INLINE
+        bfp_pe<CONFIG_T>(blk[r][c], acc[r][c], a, w.q, w.last, w.d);
+    }
+};
+
 // Accumulates a_tile (rows x k_len) against q_tile (cols x k_len) into acc,
 // block by block; d_tile[c][b] is block b's alignment shift in column c.
 // k_len and the slice start are multiples of the block (the last block may be
@@ -58,83 +119,22 @@ unsigned bfp_array(const typename CONFIG_T::a_t a_tile[CONFIG_T::rows][CONFIG_T:
                    const typename CONFIG_T::sh_t d_tile[CONFIG_T::cols][CONFIG_T::max_blocks],
                    typename CONFIG_T::acc_t acc[CONFIG_T::rows][CONFIG_T::cols], unsigned k_len,
                    unsigned block_log2) {
-    typedef typename CONFIG_T::a_t a_t;
-    typedef typename CONFIG_T::q_t q_t;
-    typedef typename CONFIG_T::sh_t sh_t;
+#pragma HLS INLINE
     typedef typename CONFIG_T::blk_t blk_t;
-    const unsigned R = CONFIG_T::rows;
-    const unsigned C = CONFIG_T::cols;
-    const unsigned block_mask = (1u << block_log2) - 1;
-    a_t a_reg[R][C];
-    q_t q_reg[R][C];
-    bool last_reg[R][C];
-    sh_t d_reg[R][C];
-    blk_t blk[R][C];
-#pragma HLS ARRAY_PARTITION variable=a_reg complete dim=0
-#pragma HLS ARRAY_PARTITION variable=q_reg complete dim=0
-#pragma HLS ARRAY_PARTITION variable=last_reg complete dim=0
-#pragma HLS ARRAY_PARTITION variable=d_reg complete dim=0
+    // Block sums start each slice at zero (a slice holds whole blocks).
+    blk_t blk[CONFIG_T::rows][CONFIG_T::cols];
 #pragma HLS ARRAY_PARTITION variable=blk complete dim=0
 CLEAR_R:
-    for (unsigned r = 0; r < R; ++r) {
+    for (unsigned r = 0; r < CONFIG_T::rows; ++r) {
 #pragma HLS UNROLL
     CLEAR_C:
-        for (unsigned c = 0; c < C; ++c) {
+        for (unsigned c = 0; c < CONFIG_T::cols; ++c) {
 #pragma HLS UNROLL
-            a_reg[r][c] = 0;
-            q_reg[r][c] = 0;
-            last_reg[r][c] = false;
-            d_reg[r][c] = 0;
             blk[r][c] = 0;
         }
     }
-    const unsigned span = systolic_span<CONFIG_T>(k_len);
-    const unsigned max_span = CONFIG_T::max_span;
-STEP:
-    for (unsigned t = 0; t < span; ++t) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=max_span
-    SHIFT_A:
-        for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-            for (unsigned c = C - 1; c > 0; --c) {
-#pragma HLS UNROLL
-                a_reg[r][c] = a_reg[r][c - 1];
-            }
-            const bool live = t >= r && t - r < k_len;
-            a_reg[r][0] = live ? a_tile[r][t - r] : a_t(0);
-        }
-    SHIFT_W:
-        for (unsigned r = R - 1; r > 0; --r) {
-#pragma HLS UNROLL
-            for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-                q_reg[r][c] = q_reg[r - 1][c];
-                last_reg[r][c] = last_reg[r - 1][c];
-                d_reg[r][c] = d_reg[r - 1][c];
-            }
-        }
-    FEED_W:
-        for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-            const unsigned k = t - c;
-            const bool live = t >= c && k < k_len;
-            q_reg[0][c] = live ? q_tile[c][k] : q_t(0);
-            last_reg[0][c] = live && ((k & block_mask) == block_mask || k + 1 == k_len);
-            d_reg[0][c] = live ? d_tile[c][k >> block_log2] : sh_t(0);
-        }
-    PE_R:
-        for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-        PE_C:
-            for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-                bfp_pe<CONFIG_T>(blk[r][c], acc[r][c], a_reg[r][c], q_reg[r][c], last_reg[r][c],
-                                 d_reg[r][c]);
-            }
-        }
-    }
-    return span;
+    bfp_cells<CONFIG_T> pe(a_tile, q_tile, d_tile, blk, acc, k_len, block_log2);
+    return systolic_array<CONFIG_T>(pe, k_len);
 }
 
 }  // namespace termshift

@@ -13,7 +13,7 @@
 #define TERMSHIFT_GEMM_BFP_H
 
 #include "termshift/bfp_pe.h"
-#include "termshift/requant.h"
+#include "termshift/tile_io.h"
 
 namespace termshift {
 
@@ -74,6 +74,20 @@ UNPACK:
     }
 }
 
+// FINISH_T of the drain (tile_io.h): round the 16 guard bits away (half
+// toward +infinity), then add the bias; requantized at 32 bits.
+template <class CONFIG_T>
+struct bfp_round_add_bias {
+    typedef typename CONFIG_T::out_t out_t;
+    typedef typename CONFIG_T::requant_config requant_config;
+    static out_t finish(typename CONFIG_T::acc_t acc, int32_t bias) {
+#pragma HLS INLINE
+        typedef typename CONFIG_T::acc_t acc_t;
+        const acc_t half = acc_t(1) << (CONFIG_T::frac_bits - 1);
+        return out_t((acc + half) >> CONFIG_T::frac_bits) + out_t(bias);
+    }
+};
+
 template <class CONFIG_T>
 uint64_t gemm_bfp_engine(const uint8_t *A, const uint8_t *W, const uint8_t *eref,
                          const int32_t *bias, const int32_t *multiplier, int32_t *C, unsigned M,
@@ -83,7 +97,6 @@ uint64_t gemm_bfp_engine(const uint8_t *A, const uint8_t *W, const uint8_t *eref
     typedef typename CONFIG_T::q_t q_t;
     typedef typename CONFIG_T::sh_t sh_t;
     typedef typename CONFIG_T::acc_t acc_t;
-    typedef typename CONFIG_T::out_t out_t;
     const unsigned R = CONFIG_T::rows;
     const unsigned CC = CONFIG_T::cols;
     const unsigned TK = CONFIG_T::tile_k;
@@ -91,11 +104,10 @@ uint64_t gemm_bfp_engine(const uint8_t *A, const uint8_t *W, const uint8_t *eref
     // A K slice must hold whole blocks of every legal size.
     static_assert(CONFIG_T::tile_k % (1u << CONFIG_T::max_block_log2) == 0,
                   "tile_k must be a multiple of the largest block");
-    const bool a_unsigned = (flags & FLAG_A_UNSIGNED) != 0;
-    const bool raw_out = (flags & FLAG_RAW_OUT) != 0;
+    const a_byte_map<a_t> a_map((flags & FLAG_A_UNSIGNED) != 0);
+    const requant_regs rq = {shift, lo, hi, (flags & FLAG_RAW_OUT) != 0};
     const uint64_t row_bytes = bfp_row_bytes(K, block_log2, m_bits, e_bits);
     const uint64_t block_bits = e_bits + ((uint64_t)m_bits << block_log2);
-    const acc_t half = acc_t(1) << (CONFIG_T::frac_bits - 1);
 
     a_t a_tile[R][TK];
     q_t q_tile[CC][TK];
@@ -118,37 +130,21 @@ TILE_M:
     TILE_N:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-        // Per-channel parameters of this column tile, read once (not once per row).
-        LOAD_P:
+            load_channel_params<CONFIG_T>(bias, multiplier, n0, N, bias_tile, mult_tile);
+        // The row anchors ride with the per-channel parameters.
+        LOAD_EREF:
             for (unsigned c = 0; c < CC; ++c) {
 #pragma HLS PIPELINE II=1
-                const bool col_live = n0 + c < N;
-                bias_tile[c] = col_live ? bias[n0 + c] : 0;
-                mult_tile[c] = col_live ? multiplier[n0 + c] : 0;
-                eref_tile[c] = col_live ? (unsigned)eref[n0 + c] : 0u;
+                eref_tile[c] = n0 + c < N ? (unsigned)eref[n0 + c] : 0u;
             }
-        ZERO_R:
-            for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS UNROLL
-                    acc[r][c] = 0;
-                }
-            }
+            clear_acc<CONFIG_T>(acc);
         TILE_K:
             for (unsigned k0 = 0; k0 < K; k0 += TK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
-                const unsigned k_len = (K - k0 < TK) ? K - k0 : TK;
+                const unsigned k_len = slice_len(K, k0, TK);
             LOAD_A:
                 for (unsigned r = 0; r < R; ++r) {
-                    const bool row_live = m0 + r < M;
-                    const uint8_t *src = A + (uint64_t)(m0 + r) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        const uint8_t byte = row_live ? src[k] : (uint8_t)0;
-                        a_tile[r][k] = a_unsigned ? a_t(byte) : a_t((int8_t)byte);
-                    }
+                    load_a_row<CONFIG_T>(A, m0 + r, M, K, k0, k_len, a_map, a_tile[r]);
                 }
             LOAD_W:
                 for (unsigned c = 0; c < CC; ++c) {
@@ -169,25 +165,8 @@ TILE_M:
                 }
                 cycles += bfp_array<CONFIG_T>(a_tile, q_tile, d_tile, acc, k_len, block_log2);
             }
-        // Drain: one accumulator per cycle: round the 16 guard bits away (half
-        // toward +infinity), add the bias, requantize, out through the C port.
-        DRAIN_R:
-            for (unsigned r = 0; r < R; ++r) {
-            DRAIN_C:
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                    const unsigned m = m0 + r, n = n0 + c;
-                    if (m < M && n < N) {
-                        const out_t total = out_t((acc[r][c] + half) >> CONFIG_T::frac_bits) +
-                                            out_t(bias_tile[c]);
-                        C[(uint64_t)m * N + n] =
-                            raw_out ? (int32_t)total
-                                    : requantize<typename CONFIG_T::requant_config>(
-                                          total, mult_tile[c], shift, lo, hi);
-                    }
-                }
-            }
-            cycles += R * CC;
+            cycles += drain_tile<CONFIG_T, bfp_round_add_bias<CONFIG_T> >(acc, bias_tile, mult_tile, C,
+                                                                         m0, n0, M, N, rq);
         }
     }
     return cycles;

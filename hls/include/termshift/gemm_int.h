@@ -7,8 +7,8 @@
 #ifndef TERMSHIFT_GEMM_INT_H
 #define TERMSHIFT_GEMM_INT_H
 
-#include "termshift/requant.h"
-#include "termshift/systolic.h"
+#include "termshift/mac_pe.h"
+#include "termshift/tile_io.h"
 
 namespace termshift {
 
@@ -22,8 +22,9 @@ uint64_t gemm_int_engine(const uint8_t *A, const int8_t *W, const int32_t *bias,
     const unsigned R = CONFIG_T::rows;
     const unsigned CC = CONFIG_T::cols;
     const unsigned TK = CONFIG_T::tile_k;
-    const bool a_unsigned = (flags & FLAG_A_UNSIGNED) != 0;
-    const bool raw_out = (flags & FLAG_RAW_OUT) != 0;
+    const a_byte_map<a_t> a_map((flags & FLAG_A_UNSIGNED) != 0);
+    const copy_map<w_t> w_map;
+    const requant_regs rq = {shift, lo, hi, (flags & FLAG_RAW_OUT) != 0};
 
     a_t a_tile[R][TK];
     w_t w_tile[CC][TK];
@@ -42,66 +43,25 @@ TILE_M:
     TILE_N:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-        // Per-channel parameters of this column tile, read once (not once per row).
-        LOAD_P:
-            for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                const bool col_live = n0 + c < N;
-                bias_tile[c] = col_live ? bias[n0 + c] : 0;
-                mult_tile[c] = col_live ? multiplier[n0 + c] : 0;
-            }
-        ZERO_R:
-            for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS UNROLL
-                    acc[r][c] = 0;
-                }
-            }
+            load_channel_params<CONFIG_T>(bias, multiplier, n0, N, bias_tile, mult_tile);
+            clear_acc<CONFIG_T>(acc);
         TILE_K:
             for (unsigned k0 = 0; k0 < K; k0 += TK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
-                const unsigned k_len = (K - k0 < TK) ? K - k0 : TK;
+                const unsigned k_len = slice_len(K, k0, TK);
             LOAD_A:
                 for (unsigned r = 0; r < R; ++r) {
-                    const bool row_live = m0 + r < M;
-                    const uint8_t *src = A + (uint64_t)(m0 + r) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        const uint8_t byte = row_live ? src[k] : (uint8_t)0;
-                        a_tile[r][k] = a_unsigned ? a_t(byte) : a_t((int8_t)byte);
-                    }
+                    load_a_row<CONFIG_T>(A, m0 + r, M, K, k0, k_len, a_map, a_tile[r]);
                 }
             LOAD_W:
                 for (unsigned c = 0; c < CC; ++c) {
-                    const bool col_live = n0 + c < N;
-                    const int8_t *src = W + (uint64_t)(n0 + c) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        w_tile[c][k] = col_live ? w_t(src[k]) : w_t(0);
-                    }
+                    load_row<CONFIG_T::tile_k>(W + (uint64_t)(n0 + c) * K + k0, k_len, n0 + c < N,
+                                               w_map, w_tile[c]);
                 }
-                cycles += systolic_array<CONFIG_T>(a_tile, w_tile, acc, k_len);
+                cycles += mac_array<CONFIG_T>(a_tile, w_tile, acc, k_len);
             }
-        // Drain: one accumulator per cycle through the requant stage and out
-        // of the 32-bit C port (a wider port could drain a row per cycle).
-        DRAIN_R:
-            for (unsigned r = 0; r < R; ++r) {
-            DRAIN_C:
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                    const unsigned m = m0 + r, n = n0 + c;
-                    if (m < M && n < N) {
-                        const acc_t total = acc[r][c] + acc_t(bias_tile[c]);
-                        C[(uint64_t)m * N + n] =
-                            raw_out ? (int32_t)total
-                                    : requantize<CONFIG_T>(total, mult_tile[c], shift, lo, hi);
-                    }
-                }
-            }
-            cycles += R * CC;
+            cycles += drain_tile<CONFIG_T, add_bias<CONFIG_T> >(acc, bias_tile, mult_tile, C, m0, n0,
+                                                                M, N, rq);
         }
     }
     return cycles;

@@ -13,8 +13,8 @@
 #define TERMSHIFT_GEMM_POT_H
 
 #include "termshift/bac_pe.h"
-#include "termshift/requant.h"
-#include "termshift/systolic.h"
+#include "termshift/mac_pe.h"
+#include "termshift/tile_io.h"
 
 namespace termshift {
 
@@ -45,8 +45,8 @@ uint64_t gemm_pot_engine(const uint8_t *A, const uint32_t *W, const int32_t *bia
     const unsigned R = CONFIG_T::rows;
     const unsigned CC = CONFIG_T::cols;
     const unsigned TK = CONFIG_T::tile_k;
-    const bool a_unsigned = (flags & FLAG_A_UNSIGNED) != 0;
-    const bool raw_out = (flags & FLAG_RAW_OUT) != 0;
+    const a_byte_map<a_t> a_map((flags & FLAG_A_UNSIGNED) != 0);
+    const requant_regs rq = {shift, lo, hi, (flags & FLAG_RAW_OUT) != 0};
 
     a_t a_row[TK];        // one row's K slice, burst-read
     a_t a_tile[R][TK];    // the rows' activations at the kept k only
@@ -71,24 +71,12 @@ TILE_M:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
             const unsigned live = (N - n0 < CC) ? N - n0 : CC;
-        LOAD_P:
-            for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                bias_tile[c] = c < live ? bias[n0 + c] : 0;
-                mult_tile[c] = c < live ? multiplier[n0 + c] : 0;
-            }
-        ZERO_R:
-            for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS UNROLL
-                    acc[r][c] = 0;
-                }
-            }
+            load_channel_params<CONFIG_T>(bias, multiplier, n0, N, bias_tile, mult_tile);
+            clear_acc<CONFIG_T>(acc);
         TILE_K:
             for (unsigned k0 = 0; k0 < K; k0 += TK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
-                const unsigned k_len = (K - k0 < TK) ? K - k0 : TK;
+                const unsigned k_len = slice_len(K, k0, TK);
                 unsigned kept = 0;
             LOAD_MASK:
                 for (unsigned k = 0; k < k_len; ++k) {
@@ -108,14 +96,8 @@ TILE_M:
                 }
             LOAD_A:
                 for (unsigned r = 0; r < R; ++r) {
-                    const bool row_live = m0 + r < M;
-                    const uint8_t *src = A + (uint64_t)(m0 + r) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        const uint8_t byte = row_live ? src[k] : (uint8_t)0;
-                        a_row[k] = a_unsigned ? a_t(byte) : a_t((int8_t)byte);
-                    }
+                    load_a_row<CONFIG_T>(A, m0 + r, M, K, k0, k_len, a_map, a_row);
+                GATHER_A:
                     for (unsigned p = 0; p < kept; ++p) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=0 max=CONFIG_T::tile_k
@@ -123,23 +105,10 @@ TILE_M:
                     }
                 }
                 // A slice whose column tile is all zero is skipped outright.
-                if (kept > 0) cycles += systolic_array<CONFIG_T>(a_tile, w_tile, acc, kept);
+                if (kept > 0) cycles += mac_array<CONFIG_T>(a_tile, w_tile, acc, kept);
             }
-        DRAIN_R:
-            for (unsigned r = 0; r < R; ++r) {
-            DRAIN_C:
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                    const unsigned m = m0 + r, n = n0 + c;
-                    if (m < M && n < N) {
-                        const acc_t total = acc[r][c] + acc_t(bias_tile[c]);
-                        C[(uint64_t)m * N + n] =
-                            raw_out ? (int32_t)total
-                                    : requantize<CONFIG_T>(total, mult_tile[c], shift, lo, hi);
-                    }
-                }
-            }
-            cycles += R * CC;
+            cycles += drain_tile<CONFIG_T, add_bias<CONFIG_T> >(acc, bias_tile, mult_tile, C, m0, n0,
+                                                                M, N, rq);
         }
     }
     return cycles;

@@ -14,9 +14,8 @@
 #ifndef TERMSHIFT_GEMM_TEQ_H
 #define TERMSHIFT_GEMM_TEQ_H
 
-#include "termshift/config.h"
-#include "termshift/requant.h"
 #include "termshift/teq_counters.h"
+#include "termshift/tile_io.h"
 
 namespace termshift {
 
@@ -52,6 +51,30 @@ UNPACK:
     }
 }
 
+// MAP_T of the activation load (tile_io.h): a uniform code byte to its TEQ
+// code through the call's lookup table; padding rows hold the zero code.
+template <class CONFIG_T>
+struct teq_lut_map {
+    typedef typename CONFIG_T::code_t code_t;
+    const code_t *lut;  // the 256-entry table, held in registers by the engine
+    explicit teq_lut_map(const code_t table[256]) : lut(table) {}
+    void put(uint8_t byte, bool live, code_t &out) const {
+#pragma HLS INLINE
+        out = live ? lut[byte] : code_t(0);
+    }
+};
+
+// FINISH_T of the drain: the reconstruction already added the bias.
+template <class CONFIG_T>
+struct teq_finished {
+    typedef typename CONFIG_T::acc_t out_t;
+    typedef CONFIG_T requant_config;
+    static out_t finish(typename CONFIG_T::acc_t acc, int32_t) {
+#pragma HLS INLINE
+        return acc;
+    }
+};
+
 template <class CONFIG_T>
 uint64_t gemm_teq_engine(const uint8_t *A, const uint8_t *W, const int32_t *bias,
                          const int32_t *multiplier, const int16_t *tables, const int8_t *lut,
@@ -68,7 +91,7 @@ uint64_t gemm_teq_engine(const uint8_t *A, const uint8_t *W, const int32_t *bias
     const unsigned NB = CONFIG_T::n_bins;
     const unsigned WM = CONFIG_T::w_mag_max;
     const unsigned AM = CONFIG_T::a_mag_max;
-    const bool raw_out = (flags & FLAG_RAW_OUT) != 0;
+    const requant_regs rq = {shift, lo, hi, (flags & FLAG_RAW_OUT) != 0};
     const bool use_w = (flags & TEQ_FLAG_WBANK) != 0;
     const bool use_a = (flags & TEQ_FLAG_ABANK) != 0;
     const unsigned n_sum = la + lw - 1;
@@ -107,6 +130,7 @@ LOAD_LUT:
 #pragma HLS PIPELINE II=1
         lut_reg[i] = code_t(lut[i]);
     }
+    const teq_lut_map<CONFIG_T> a_map(lut_reg);
 LOAD_TAB:
     for (unsigned j = 0; j < n_sum + lw + la; ++j) {
 #pragma HLS PIPELINE II=1
@@ -135,26 +159,14 @@ TILE_M:
     TILE_N:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-        LOAD_P:
-            for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                const bool col_live = n0 + c < N;
-                bias_tile[c] = col_live ? bias[n0 + c] : 0;
-                mult_tile[c] = col_live ? multiplier[n0 + c] : 0;
-            }
+            load_channel_params<CONFIG_T>(bias, multiplier, n0, N, bias_tile, mult_tile);
         TILE_K:
             for (unsigned k0 = 0; k0 < K; k0 += TK) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
-                const unsigned k_len = (K - k0 < TK) ? K - k0 : TK;
+                const unsigned k_len = slice_len(K, k0, TK);
             LOAD_A:
                 for (unsigned r = 0; r < R; ++r) {
-                    const bool row_live = m0 + r < M;
-                    const uint8_t *src = A + (uint64_t)(m0 + r) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        a_tile[r][k] = row_live ? lut_reg[src[k]] : code_t(0);
-                    }
+                    load_a_row<CONFIG_T>(A, m0 + r, M, K, k0, k_len, a_map, a_tile[r]);
                 }
             LOAD_W:
                 for (unsigned c = 0; c < CC; ++c) {
@@ -199,20 +211,8 @@ TILE_M:
                 }
             }
             cycles += (uint64_t)R * n_recon;
-        DRAIN_R:
-            for (unsigned r = 0; r < R; ++r) {
-            DRAIN_C:
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                    const unsigned m = m0 + r, n = n0 + c;
-                    if (m < M && n < N) {
-                        C[(uint64_t)m * N + n] =
-                            raw_out ? (int32_t)acc[r][c]
-                                    : requantize<CONFIG_T>(acc[r][c], mult_tile[c], shift, lo, hi);
-                    }
-                }
-            }
-            cycles += R * CC;
+            cycles += drain_tile<CONFIG_T, teq_finished<CONFIG_T> >(acc, bias_tile, mult_tile, C, m0, n0,
+                                                                   M, N, rq);
         }
     }
     return cycles;

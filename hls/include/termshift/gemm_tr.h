@@ -17,10 +17,27 @@
 #ifndef TERMSHIFT_GEMM_TR_H
 #define TERMSHIFT_GEMM_TR_H
 
-#include "termshift/requant.h"
+#include "termshift/tile_io.h"
 #include "termshift/tr_systolic.h"
 
 namespace termshift {
+
+// MAP_T of the activation load (tile_io.h): each activation passes the
+// encoder and top-k selector once, as it is loaded, into its term codes.
+template <class CONFIG_T>
+struct tr_encode_map {
+    typedef typename CONFIG_T::a_t a_t;
+    typedef typename CONFIG_T::dcode_t dcode_t;
+    bool a_unsigned;
+    unsigned encoding, data_terms;
+    tr_encode_map(bool is_unsigned, unsigned enc, unsigned td)
+        : a_unsigned(is_unsigned), encoding(enc), data_terms(td) {}
+    void put(uint8_t byte, bool, dcode_t (&out)[CONFIG_T::max_dterms]) const {
+#pragma HLS INLINE
+        const a_t a = a_unsigned ? a_t(byte) : a_t((int8_t)byte);
+        encode_data_terms<CONFIG_T>(a, encoding, data_terms, out);
+    }
+};
 
 template <class CONFIG_T>
 uint64_t gemm_tr_engine(const uint8_t *A, const int8_t *W, const uint8_t *Wt, const uint8_t *Wn,
@@ -28,7 +45,6 @@ uint64_t gemm_tr_engine(const uint8_t *A, const int8_t *W, const uint8_t *Wt, co
                         unsigned N, unsigned K, unsigned shift, int32_t lo, int32_t hi, unsigned flags,
                         unsigned mode, unsigned group, unsigned slots, unsigned data_terms,
                         unsigned encoding, unsigned conv_bits) {
-    typedef typename CONFIG_T::a_t a_t;
     typedef typename CONFIG_T::acc_t acc_t;
     typedef typename CONFIG_T::dcode_t dcode_t;
     const unsigned R = CONFIG_T::rows;
@@ -37,8 +53,7 @@ uint64_t gemm_tr_engine(const uint8_t *A, const int8_t *W, const uint8_t *Wt, co
     const unsigned TB = CONFIG_T::term_buf;
     const unsigned GS = CONFIG_T::max_slice_groups;
     const unsigned TD = CONFIG_T::max_dterms;
-    const bool a_unsigned = (flags & FLAG_A_UNSIGNED) != 0;
-    const bool raw_out = (flags & FLAG_RAW_OUT) != 0;
+    const requant_regs rq = {shift, lo, hi, (flags & FLAG_RAW_OUT) != 0};
     // Conventional mode is the same array with fixed settings: groups of one
     // value, conv_bits term slots each, binary data with every term kept.
     const bool tr_mode = mode == TR_MODE_TR;
@@ -49,6 +64,8 @@ uint64_t gemm_tr_engine(const uint8_t *A, const int8_t *W, const uint8_t *Wt, co
     const unsigned n_groups = (K + G - 1) / G;
     const unsigned by_values = TK / G, by_terms = TB / S;
     const unsigned gps = by_values < by_terms ? by_values : by_terms;  // groups per slice
+    const tr_encode_map<CONFIG_T> a_map((flags & FLAG_A_UNSIGNED) != 0, enc, td);
+    const copy_map<uint8_t> w_map;
 
     // One bank per group position, so a row latches a whole group per cycle.
     const unsigned banks = CONFIG_T::max_group;
@@ -89,21 +106,8 @@ TILE_M:
     TILE_N:
         for (unsigned n0 = 0; n0 < N; n0 += CC) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=512
-        LOAD_P:
-            for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                const bool col_live = n0 + c < N;
-                bias_tile[c] = col_live ? bias[n0 + c] : 0;
-                mult_tile[c] = col_live ? multiplier[n0 + c] : 0;
-            }
-        ZERO_R:
-            for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS UNROLL
-                    acc[r][c] = 0;
-                }
-            }
+            load_channel_params<CONFIG_T>(bias, multiplier, n0, N, bias_tile, mult_tile);
+            clear_acc<CONFIG_T>(acc);
         TILE_K:
             for (unsigned g0 = 0; g0 < n_groups; g0 += gps) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=256
@@ -114,39 +118,18 @@ TILE_M:
             // column tile, as it is loaded (the INT engine reloads A the same way).
             LOAD_A:
                 for (unsigned r = 0; r < R; ++r) {
-                    const bool row_live = m0 + r < M;
-                    const uint8_t *src = A + (uint64_t)(m0 + r) * K + k0;
-                    for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                        const uint8_t byte = row_live ? src[k] : (uint8_t)0;
-                        const a_t a = a_unsigned ? a_t(byte) : a_t((int8_t)byte);
-                        encode_data_terms<CONFIG_T>(a, enc, td, a_terms[r][k]);
-                    }
+                    load_a_row<CONFIG_T>(A, m0 + r, M, K, k0, k_len, a_map, a_terms[r]);
                 }
             LOAD_W:
                 for (unsigned c = 0; c < CC; ++c) {
                     const bool col_live = n0 + c < N;
                     if (tr_mode) {
                         const uint64_t row = (uint64_t)(n0 + c) * n_groups + g0;
-                        for (unsigned jj = 0; jj < ng; ++jj) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                            cnt[c][jj] = col_live ? Wn[row + jj] : (uint8_t)0;
-                        }
-                        const uint8_t *src = Wt + row * S;
-                        for (unsigned q = 0; q < ng * S; ++q) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::term_buf
-                            w_buf[c][q] = col_live ? src[q] : (uint8_t)0;
-                        }
+                        load_row<CONFIG_T::max_slice_groups>(Wn + row, ng, col_live, w_map, cnt[c]);
+                        load_row<CONFIG_T::term_buf>(Wt + row * S, ng * S, col_live, w_map, w_buf[c]);
                     } else {
-                        const int8_t *src = W + (uint64_t)(n0 + c) * K + k0;
-                        for (unsigned k = 0; k < k_len; ++k) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=CONFIG_T::tile_k
-                            w_buf[c][k] = col_live ? (uint8_t)src[k] : (uint8_t)0;
-                        }
+                        load_row<CONFIG_T::tile_k>(W + (uint64_t)(n0 + c) * K + k0, k_len, col_live,
+                                                   w_map, w_buf[c]);
                     }
                 }
             // The tile's schedule: a group takes the longest term list among
@@ -174,21 +157,8 @@ TILE_M:
                 cycles += tr_systolic_array<CONFIG_T>(a_terms, w_buf, cnt, live, steps, total, tr_mode,
                                                       G, S, conv_bits, acc);
             }
-        DRAIN_R:
-            for (unsigned r = 0; r < R; ++r) {
-            DRAIN_C:
-                for (unsigned c = 0; c < CC; ++c) {
-#pragma HLS PIPELINE II=1
-                    const unsigned m = m0 + r, n = n0 + c;
-                    if (m < M && n < N) {
-                        const acc_t total = acc[r][c] + acc_t(bias_tile[c]);
-                        C[(uint64_t)m * N + n] =
-                            raw_out ? (int32_t)total
-                                    : requantize<CONFIG_T>(total, mult_tile[c], shift, lo, hi);
-                    }
-                }
-            }
-            cycles += R * CC;
+            cycles += drain_tile<CONFIG_T, add_bias<CONFIG_T> >(acc, bias_tile, mult_tile, C, m0, n0,
+                                                                M, N, rq);
         }
     }
     return cycles;

@@ -1,4 +1,5 @@
-// Owns the rows x cols output-stationary systolic array.
+// Owns the rows x cols output-stationary systolic wavefront, generic over the
+// processing element (PE).
 //
 // Activations enter at the left edge (row r delayed by r steps) and move one
 // PE right per step; weights enter at the top (column c delayed by c steps)
@@ -6,10 +7,27 @@
 // together at step k + r + c, and a tile of depth k_len takes
 // k_len + rows + cols - 2 steps (fill + steady state + drain), one per cycle
 // at II=1. This count is the cycle model; docs/cycle_model.md derives it.
+//
+// The INT8 MAC (mac_pe.h; PoT reuses it through its weight type), the BFP
+// block-dot PE (bfp_pe.h) and the TEQ counting PE (teq_counters.h) all run
+// this one schedule. A PE policy PE_T supplies what differs:
+//   typedef a_op_t, w_op_t   the operands that travel right / down (what the
+//                            edge decodes once, not once per PE it passes);
+//   a_zero(), w_zero()       the idle operand (fill, drain, ragged edges);
+//   feed_a(r, k), feed_w(c, k)  the operand entering row r / column c for
+//                            reduction index k (only called for live k);
+//   step(r, c, a, w)         what PE (r, c) does with the operands it holds,
+//                            into the state the policy refers to.
+// An operand with several fields is a struct; Vitis HLS disaggregates an
+// array of structs into one array per field, so the registers are the same
+// as hand-written per-field arrays.
+// The TR engine's array (tr_systolic.h) is a different schedule (group
+// registers broadcast along each row, only the rows skewed), so it does not
+// use this one.
 #ifndef TERMSHIFT_SYSTOLIC_H
 #define TERMSHIFT_SYSTOLIC_H
 
-#include "termshift/mac_pe.h"
+#include "termshift/config.h"
 
 namespace termshift {
 
@@ -19,19 +37,19 @@ unsigned systolic_span(unsigned k_len) {
     return k_len + CONFIG_T::rows + CONFIG_T::cols - 2;
 }
 
-// Accumulates a_tile (rows x k_len) times w_tile^T (cols x k_len) into acc.
-// Returns the number of array steps it took.
-template <class CONFIG_T>
-unsigned systolic_array(const typename CONFIG_T::a_t a_tile[CONFIG_T::rows][CONFIG_T::tile_k],
-                        const typename CONFIG_T::w_t w_tile[CONFIG_T::cols][CONFIG_T::tile_k],
-                        typename CONFIG_T::acc_t acc[CONFIG_T::rows][CONFIG_T::cols],
-                        unsigned k_len) {
-    typedef typename CONFIG_T::a_t a_t;
-    typedef typename CONFIG_T::w_t w_t;
+// Runs one K slice of depth k_len through the array. Returns the number of
+// array steps it took. Inlined into its caller so the policy's pointers to
+// the caller's tiles and accumulators resolve at compile time (no pointer
+// crosses a hardware function boundary inside a struct).
+template <class CONFIG_T, class PE_T>
+unsigned systolic_array(const PE_T pe, unsigned k_len) {
+#pragma HLS INLINE
+    typedef typename PE_T::a_op_t a_op_t;
+    typedef typename PE_T::w_op_t w_op_t;
     const unsigned R = CONFIG_T::rows;
     const unsigned C = CONFIG_T::cols;
-    a_t a_reg[R][C];
-    w_t w_reg[R][C];
+    a_op_t a_reg[R][C];
+    w_op_t w_reg[R][C];
 #pragma HLS ARRAY_PARTITION variable=a_reg complete dim=0
 #pragma HLS ARRAY_PARTITION variable=w_reg complete dim=0
 CLEAR_R:
@@ -40,8 +58,8 @@ CLEAR_R:
     CLEAR_C:
         for (unsigned c = 0; c < C; ++c) {
 #pragma HLS UNROLL
-            a_reg[r][c] = 0;
-            w_reg[r][c] = 0;
+            a_reg[r][c] = PE_T::a_zero();
+            w_reg[r][c] = PE_T::w_zero();
         }
     }
     const unsigned span = systolic_span<CONFIG_T>(k_len);
@@ -59,7 +77,7 @@ STEP:
                 a_reg[r][c] = a_reg[r][c - 1];
             }
             const bool live = t >= r && t - r < k_len;
-            a_reg[r][0] = live ? a_tile[r][t - r] : a_t(0);
+            a_reg[r][0] = live ? pe.feed_a(r, t - r) : PE_T::a_zero();
         }
     SHIFT_W:
         for (unsigned r = R - 1; r > 0; --r) {
@@ -73,15 +91,15 @@ STEP:
         for (unsigned c = 0; c < C; ++c) {
 #pragma HLS UNROLL
             const bool live = t >= c && t - c < k_len;
-            w_reg[0][c] = live ? w_tile[c][t - c] : w_t(0);
+            w_reg[0][c] = live ? pe.feed_w(c, t - c) : PE_T::w_zero();
         }
-    MAC_R:
+    PE_R:
         for (unsigned r = 0; r < R; ++r) {
 #pragma HLS UNROLL
-        MAC_C:
+        PE_C:
             for (unsigned c = 0; c < C; ++c) {
 #pragma HLS UNROLL
-                acc[r][c] = mac_pe<CONFIG_T>(acc[r][c], a_reg[r][c], w_reg[r][c]);
+                pe.step(r, c, a_reg[r][c], w_reg[r][c]);
             }
         }
     }

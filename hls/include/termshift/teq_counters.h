@@ -1,6 +1,7 @@
 // Owns the TEQ (DNA-TEQ) exponent-sum counter array: its type families, its
-// config struct, the counting PE and the output-stationary systolic schedule
-// that feeds it. docs/formats/teq.md is the written spec.
+// config struct, the counting PE and its binding to the output-stationary
+// systolic wavefront every engine but TR shares (systolic.h).
+// docs/formats/teq.md is the written spec.
 //
 // A TEQ code q is 0 (the value 0) or sign(q) * (alpha * b^(|q|-1) + beta);
 // weights and activations of a layer share the base b. The product of two
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "ap_int.h"
+#include "termshift/systolic.h"
 
 namespace termshift {
 
@@ -112,10 +114,67 @@ inline void teq_pe(typename CONFIG_T::exp_t ea, typename CONFIG_T::sgn_t sa,
     if (use_a) abank[ia] += step;
 }
 
-// Same wavefront as systolic.h (docs/cycle_model.md): row r of codes enters r
-// steps late, column c of weights c steps late, each moves one PE per step,
-// so PE (r, c) counts pair k at step k + r + c and a slice of depth k_len
-// takes k_len + rows + cols - 2 steps. Returns that step count.
+// A code split at the array edge: exponent index and sign.
+template <class CONFIG_T>
+struct teq_op {
+    typename CONFIG_T::exp_t e;
+    typename CONFIG_T::sgn_t s;
+};
+
+// PE policy of systolic_array (systolic.h): codes are decoded once as they
+// enter the array and travel as teq_op; each PE moves its own counters.
+template <class CONFIG_T>
+struct teq_cells {
+    typedef teq_op<CONFIG_T> a_op_t;
+    typedef teq_op<CONFIG_T> w_op_t;
+    typedef typename CONFIG_T::code_t code_t;
+    typedef typename CONFIG_T::count_t count_t;
+    // Row pointers into the caller's tiles and counter banks.
+    const code_t (*a_tile)[CONFIG_T::tile_k];
+    const code_t (*w_tile)[CONFIG_T::tile_k];
+    count_t (*hist)[CONFIG_T::cols][CONFIG_T::n_bins];
+    count_t (*wbank)[CONFIG_T::cols][CONFIG_T::w_mag_max];
+    count_t (*abank)[CONFIG_T::cols][CONFIG_T::a_mag_max];
+    bool use_w, use_a;
+
+    teq_cells(const code_t a[CONFIG_T::rows][CONFIG_T::tile_k],
+              const code_t w[CONFIG_T::cols][CONFIG_T::tile_k],
+              count_t h[CONFIG_T::rows][CONFIG_T::cols][CONFIG_T::n_bins],
+              count_t wb[CONFIG_T::rows][CONFIG_T::cols][CONFIG_T::w_mag_max],
+              count_t ab[CONFIG_T::rows][CONFIG_T::cols][CONFIG_T::a_mag_max], bool count_w,
+              bool count_a)
+        : a_tile(a), w_tile(w), hist(h), wbank(wb), abank(ab), use_w(count_w), use_a(count_a) {}
+    // The zero code's split: exponent 0, sign 0.
+    static teq_op<CONFIG_T> a_zero() {
+        teq_op<CONFIG_T> z;
+        z.e = 0;
+        z.s = 0;
+        return z;
+    }
+    static teq_op<CONFIG_T> w_zero() { return a_zero(); }
+    static teq_op<CONFIG_T> split(code_t q) {
+#pragma HLS INLINE
+        teq_op<CONFIG_T> op;
+        teq_decode<CONFIG_T>(q, op.e, op.s);
+        return op;
+    }
+    a_op_t feed_a(unsigned r, unsigned k) const {
+#pragma HLS INLINE
+        return split(a_tile[r][k]);
+    }
+    w_op_t feed_w(unsigned c, unsigned k) const {
+#pragma HLS INLINE
+        return split(w_tile[c][k]);
+    }
+    void step(unsigned r, unsigned c, const a_op_t &a, const w_op_t &w) const {
+#pragma HLS INLINE
+        teq_pe<CONFIG_T>(a.e, a.s, w.e, w.s, hist[r][c], wbank[r][c], abank[r][c], use_w, use_a);
+    }
+};
+
+// Runs one slice on the shared wavefront (systolic.h, docs/cycle_model.md):
+// PE (r, c) counts pair k at step k + r + c, and a slice of depth k_len takes
+// k_len + rows + cols - 2 steps. Returns that step count.
 template <class CONFIG_T>
 unsigned teq_array(const typename CONFIG_T::code_t a_tile[CONFIG_T::rows][CONFIG_T::tile_k],
                    const typename CONFIG_T::code_t w_tile[CONFIG_T::cols][CONFIG_T::tile_k],
@@ -123,73 +182,9 @@ unsigned teq_array(const typename CONFIG_T::code_t a_tile[CONFIG_T::rows][CONFIG
                    typename CONFIG_T::count_t wbank[CONFIG_T::rows][CONFIG_T::cols][CONFIG_T::w_mag_max],
                    typename CONFIG_T::count_t abank[CONFIG_T::rows][CONFIG_T::cols][CONFIG_T::a_mag_max],
                    unsigned k_len, bool use_w, bool use_a) {
-    typedef typename CONFIG_T::code_t code_t;
-    typedef typename CONFIG_T::exp_t exp_t;
-    typedef typename CONFIG_T::sgn_t sgn_t;
-    const unsigned R = CONFIG_T::rows;
-    const unsigned C = CONFIG_T::cols;
-    exp_t a_exp[R][C], w_exp[R][C];
-    sgn_t a_sgn[R][C], w_sgn[R][C];
-#pragma HLS ARRAY_PARTITION variable=a_exp complete dim=0
-#pragma HLS ARRAY_PARTITION variable=a_sgn complete dim=0
-#pragma HLS ARRAY_PARTITION variable=w_exp complete dim=0
-#pragma HLS ARRAY_PARTITION variable=w_sgn complete dim=0
-CLEAR_R:
-    for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-    CLEAR_C:
-        for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-            a_exp[r][c] = 0;
-            a_sgn[r][c] = 0;
-            w_exp[r][c] = 0;
-            w_sgn[r][c] = 0;
-        }
-    }
-    const unsigned span = k_len + R + C - 2;
-    const unsigned max_span = CONFIG_T::max_span;
-STEP:
-    for (unsigned t = 0; t < span; ++t) {
-#pragma HLS PIPELINE II=1
-#pragma HLS LOOP_TRIPCOUNT min=1 max=max_span
-    SHIFT_A:
-        for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-            for (unsigned c = C - 1; c > 0; --c) {
-#pragma HLS UNROLL
-                a_exp[r][c] = a_exp[r][c - 1];
-                a_sgn[r][c] = a_sgn[r][c - 1];
-            }
-            const bool live = t >= r && t - r < k_len;
-            teq_decode<CONFIG_T>(live ? a_tile[r][t - r] : code_t(0), a_exp[r][0], a_sgn[r][0]);
-        }
-    SHIFT_W:
-        for (unsigned r = R - 1; r > 0; --r) {
-#pragma HLS UNROLL
-            for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-                w_exp[r][c] = w_exp[r - 1][c];
-                w_sgn[r][c] = w_sgn[r - 1][c];
-            }
-        }
-    FEED_W:
-        for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-            const bool live = t >= c && t - c < k_len;
-            teq_decode<CONFIG_T>(live ? w_tile[c][t - c] : code_t(0), w_exp[0][c], w_sgn[0][c]);
-        }
-    COUNT_R:
-        for (unsigned r = 0; r < R; ++r) {
-#pragma HLS UNROLL
-        COUNT_C:
-            for (unsigned c = 0; c < C; ++c) {
-#pragma HLS UNROLL
-                teq_pe<CONFIG_T>(a_exp[r][c], a_sgn[r][c], w_exp[r][c], w_sgn[r][c], hist[r][c],
-                                 wbank[r][c], abank[r][c], use_w, use_a);
-            }
-        }
-    }
-    return span;
+#pragma HLS INLINE
+    teq_cells<CONFIG_T> pe(a_tile, w_tile, hist, wbank, abank, use_w, use_a);
+    return systolic_array<CONFIG_T>(pe, k_len);
 }
 
 }  // namespace termshift

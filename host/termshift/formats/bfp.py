@@ -18,7 +18,7 @@ import numpy as np
 
 from termshift.checks import as_float_array, require_dtype, require_int, require_ndim
 from termshift.formats.spec import FormatSpec, Param, parse_int
-from termshift.formats.uniform import ACC_MAX, Requant, requantize, round_half_away
+from termshift.formats.uniform import ACC_MAX, Requant, requantize, round_half_away, validate_bias_requant
 
 BLOCKS = (4, 8, 16, 32, 64, 128)  # powers of two: a block never straddles a 256-deep K tile
 SWITCH = {"off", "on"}
@@ -311,15 +311,7 @@ def validate_gemm_bfp(a, w, eref, block, mantissa, e_bits=8, bias=None, requant:
         row = int(np.argmax(below))
         raise ValueError(f"eref[{row}]={int(eref[row])} is below that row's largest exponent code "
                          f"{int(exps[row].max())}: the anchor must be >= every block exponent of its row")
-    if bias is None:
-        bias = np.zeros(n, np.int32)
-    bias = require_dtype(bias, "bias", (np.int32,))
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
-    if requant is not None:
-        if not isinstance(requant, Requant):
-            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
-        requant = requant.validated(n)
+    bias, requant = validate_bias_requant(bias, requant, n)
     check_accumulator(k, a.dtype == np.uint8, p, int(np.abs(bias.astype(np.int64)).max()))
     return GemmBfpArgs(a, w, eref, p, bias, requant, exps, mant)
 

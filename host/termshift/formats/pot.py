@@ -314,15 +314,7 @@ def validate_gemm_pot(a, w, bits: int, emax: int, bias=None, requant=None) -> Ge
         raise ValueError(f"w (weight codes) holds |code| {mag}, above the {bits}-bit maximum {max_levels(bits)}")
     if mag - 1 > emax:
         raise ValueError(f"w (weight codes) holds |code| {mag} (exponent index {mag - 1}), deeper than emax={emax}")
-    if bias is None:
-        bias = np.zeros(n, np.int32)
-    bias = require_dtype(bias, "bias", (np.int32,))
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
-    if requant is not None:
-        if not isinstance(requant, uniform.Requant):
-            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
-        requant = requant.validated(n)
+    bias, requant = uniform.validate_bias_requant(bias, requant, n)
     check_accumulator(k, emax, a.dtype == np.uint8, int(np.abs(bias.astype(np.int64)).max()))
     return GemmPotArgs(a, w, bits, emax, bias, requant)
 

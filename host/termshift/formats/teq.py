@@ -507,15 +507,7 @@ def validate_gemm_teq(a, w, k, w_bits, lut, p_table, w_table, a_table, bias=None
     lmag = np.abs(lut.astype(np.int64))
     if lmag.max() > la:
         raise ValueError(f"lut holds code magnitude {lmag.max()} but a_table has only {la} activation levels")
-    if bias is None:
-        bias = np.zeros(n, np.int32)
-    bias = require_dtype(bias, "bias", (np.int32,))
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
-    if requant is not None:
-        if not isinstance(requant, uniform.Requant):
-            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
-        requant = requant.validated(n)
+    bias, requant = uniform.validate_bias_requant(bias, requant, n)
     args = GemmTeqArgs(a, np.ascontiguousarray(w), k, w_bits, lut, tabs["p_table"], tabs["w_table"],
                        tabs["a_table"], bias, requant)
     bias_absmax = int(np.abs(bias.astype(np.int64)).max())

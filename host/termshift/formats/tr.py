@@ -524,15 +524,7 @@ def validate_tr(a, terms, counts, group: int, data_terms: int, encoding: str = "
         r, j, s = (int(v) for v in np.argwhere(bad)[0])
         raise ValueError(f"terms[{r}, {j}, {s}] indexes value {int(terms[r, j, s]) >> _IDX_SHIFT} of a group of "
                          f"{int(glen[0, j, 0])}")
-    if bias is None:
-        bias = np.zeros(n, np.int32)
-    bias = require_dtype(bias, "bias", (np.int32,))
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
-    if requant is not None:
-        if not isinstance(requant, uniform.Requant):
-            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
-        requant = requant.validated(n)
+    bias, requant = uniform.validate_bias_requant(bias, requant, n)
     _check_tr_accumulator(terms, counts, a.dtype == np.uint8, bias, k)
     return GemmTrArgs("tr", a, bias, requant, terms=terms, counts=counts, group=group, data_terms=data_terms,
                       encoding=encoding)

@@ -196,6 +196,22 @@ def check_accumulator(k: int, a_unsigned: bool, bias_absmax: int = 0) -> None:
         )
 
 
+def validate_bias_requant(bias, requant: Requant | None, n: int) -> tuple[np.ndarray, Requant | None]:
+    """The output stage every engine shares: bias (None means zeros) as n
+    int32, one per output channel, and requant as a validated Requant or None
+    (raw int32 output). Every format's validator calls this."""
+    if bias is None:
+        bias = np.zeros(n, np.int32)
+    bias = require_dtype(bias, "bias", (np.int32,))
+    if bias.shape != (n,):
+        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
+    if requant is not None:
+        if not isinstance(requant, Requant):
+            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
+        requant = requant.validated(n)
+    return bias, requant
+
+
 @dataclass(frozen=True)
 class GemmIntArgs:
     """Validated, contiguous operands of one INT8 engine call."""
@@ -228,15 +244,7 @@ def validate_gemm_int(a, w, bias=None, requant: Requant | None = None) -> GemmIn
         raise ValueError(f"a is {m} x {k} but w is {w.shape[0]} x {w.shape[1]}: both need K={k} columns")
     if max(m, n, k) >= 2**31:
         raise ValueError(f"GEMM dimension too large for the engine's 32-bit registers: M={m}, N={n}, K={k}")
-    if bias is None:
-        bias = np.zeros(n, np.int32)
-    bias = require_dtype(bias, "bias", (np.int32,))
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), one per output channel, got {bias.shape}")
-    if requant is not None:
-        if not isinstance(requant, Requant):
-            raise TypeError(f"requant must be a termshift.formats.uniform.Requant or None, got {type(requant).__name__}")
-        requant = requant.validated(n)
+    bias, requant = validate_bias_requant(bias, requant, n)
     bias_absmax = int(np.abs(bias.astype(np.int64)).max())
     check_accumulator(k, a.dtype == np.uint8, bias_absmax)
     return GemmIntArgs(a, w, bias, requant)
