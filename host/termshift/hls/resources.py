@@ -10,9 +10,11 @@ R x C array fit, and what dominates" before anyone opens Vivado, and its
 per-component breakdown says which term to recalibrate once a csynth report
 exists (`--compare`). Every number comes from a primitive below whose
 assumption is written next to it and collected in docs/resources.md. The INT8
-model follows hls/include/termshift/gemm_int.h loop by loop; the other four
-formats have no HLS source yet, so their models are written from the format
-descriptions in DESIGN.md and are marked provisional in every output.
+model follows hls/include/termshift/gemm_int.h loop by loop, and the pot, tr,
+bfp and teq models follow their own gemm_<e>.h. None is calibrated against a
+csynth report yet (no Vitis here): every figure is an estimate until
+`--compare` has seen one. A model can still be flagged provisional in
+MODELS; it is then marked in every output.
 """
 
 from __future__ import annotations
