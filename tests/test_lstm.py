@@ -11,7 +11,6 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from termshift.backends import get_backend
 from termshift.backends.cycle_model import INT_ENGINE, gemm_cycles
 from termshift.energy.model import summarize
@@ -106,7 +105,8 @@ class CountingBackend:
         self.inner = get_backend("reference")
         self.calls = []
 
-    def gemm_int(self, a, w, bias=None, requant=None):
+    def run(self, engine, a, w, bias=None, requant=None):
+        assert engine == "int"
         self.calls.append((a.shape[0], w.shape[0], a.shape[1], a.dtype, requant))
         return self.inner.gemm_int(a, w, bias, requant)
 
@@ -310,3 +310,19 @@ def test_real_austen_corpus_when_installed(monkeypatch):
     assert (lstm.encode_chars(c.test, vocab) > 0).all()  # every test character was seen in training
     st = lstm.eval_streams(lstm.encode_chars(c.test, vocab))
     assert st.inputs.shape[0] == lstm.EVAL_STREAMS and len(c.test) - 1 - lstm.WARMUP - st.tokens < lstm.EVAL_STREAMS
+
+
+def test_eval_in_other_formats(corpus, trained):
+    """Any format through the evaluate entry point; adaptive teq searches its
+    widths on validation text first and says what it chose."""
+    from termshift.formats import parse
+
+    ref = evaluate("lstm", "pot:bits=4", "reference", dataset=corpus, recipe=RECIPE, quiet=True, limit=300)
+    sim = evaluate("lstm", "pot:bits=4", "csim", dataset=corpus, recipe=RECIPE, quiet=True, limit=300)
+    assert ref["format"] == str(parse("pot:bits=4")) and ref["bits_per_char"] == sim["bits_per_char"]
+    assert set(ref["total"]["ops"]) == {"shift_adds"} and ref["samples"] <= 300
+    ad = evaluate("lstm", "teq", "reference", dataset=corpus, recipe=RECIPE, quiet=True, limit=300)
+    assert ad["format"].startswith("teq:bits=adaptive,widths=") and len(ad["widths"]) == 5
+    s = ad["search"]
+    assert s["val_bits_per_char"] <= s["target_bits_per_char"] == pytest.approx(1.01 * s["float_val_bits_per_char"])
+    assert [r["bits_per_weight"] for r in ad["layers"]] == [float(w) for w in ad["widths"]]

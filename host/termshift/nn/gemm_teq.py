@@ -349,20 +349,60 @@ class _CandidateRunner:
         return h
 
 
+def greedy_widths(score, target: float, counts: list, levels: range = teq.BITS) -> list[int]:
+    """The per-layer width search of `search_widths`, for any model: `score(widths,
+    phase)` is the quality of one candidate (higher is better; memoize it, the
+    search asks again for candidates it has seen), `target` the least score
+    accepted, `counts` each layer's weight count (what a bit of width costs).
+
+    1. Alone: for each layer, the smallest width that keeps the target with
+       every other layer at the top width.
+    2. Repair: start from those minima; while below the target, widen the
+       layer whose +1 bit buys the most score per weight bit added.
+    3. Descend: visiting layers by weight count (largest first), narrow one by
+       1 bit when the target still holds; repeat until a full pass changes
+       nothing.
+    """
+    top = levels.stop - 1
+    n = len(counts)
+    widths = []
+    for i in range(n):
+        best = top
+        for bits in range(top - 1, levels.start - 1, -1):
+            trial = [top] * n
+            trial[i] = bits
+            if score(trial, "alone") < target:
+                break
+            best = bits
+        widths.append(best)
+    while score(widths, "repair") < target and any(w < top for w in widths):
+        here = score(widths, "repair")
+        options = []
+        for i in range(n):
+            if widths[i] < top:
+                trial = list(widths)
+                trial[i] += 1
+                options.append(((score(trial, "repair") - here) / counts[i], score(trial, "repair"), i))
+        widths[max(options)[2]] += 1
+    changed = score(widths, "descend") >= target
+    while changed:
+        changed = False
+        for i in sorted(range(n), key=lambda j: -counts[j]):
+            if widths[i] > levels.start:
+                trial = list(widths)
+                trial[i] -= 1
+                if score(trial, "descend") >= target:
+                    widths, changed = trial, True
+    return widths
+
+
 def search_widths(model, data, beta: bool = False, tol: float = 0.01, val_samples: int = VALIDATION_SAMPLES,
                   inputs: list[LayerInput] | None = None, quiet: bool = True) -> SearchResult:
     """Smallest per-layer widths (3..7) whose validation accuracy stays within
     `tol` of float (docs/formats/teq.md, section 7). Validation is the last
     `val_samples` training images (the test set is never looked at); every
-    candidate runs on the float surrogate; no retraining.
-
-    1. Alone: for each layer, the smallest width that keeps the target with
-       every other layer at 7 bits.
-    2. Repair: start from those minima; while below the target, widen the
-       layer whose +1 bit buys the most accuracy per weight bit added.
-    3. Descend: visiting layers by weight count (largest first), narrow one by
-       1 bit when the target still holds; repeat until a full pass changes
-       nothing.
+    candidate runs on the float surrogate; no retraining. The search itself
+    is `greedy_widths` (alone, repair, descend), with accuracy as the score.
     """
     from termshift.nn.train import float_accuracy
 
@@ -393,36 +433,7 @@ def search_widths(model, data, beta: bool = False, tol: float = 0.01, val_sample
                       f"(target {100 * target:.2f}%)", file=sys.stderr)
         return memo[key]
 
-    top = teq.BITS.stop - 1
-    n = len(inputs)
-    widths = []
-    for i in range(n):
-        best = top
-        for bits in range(top - 1, teq.BITS.start - 1, -1):
-            trial = [top] * n
-            trial[i] = bits
-            if acc(trial, "alone") < target:
-                break
-            best = bits
-        widths.append(best)
-    while acc(widths, "repair") < target and any(w < top for w in widths):
-        here = acc(widths, "repair")
-        options = []
-        for i in range(n):
-            if widths[i] < top:
-                trial = list(widths)
-                trial[i] += 1
-                options.append(((acc(trial, "repair") - here) / counts[i], acc(trial, "repair"), i))
-        widths[max(options)[2]] += 1
-    changed = acc(widths, "descend") >= target
-    while changed:
-        changed = False
-        for i in sorted(range(n), key=lambda j: -counts[j]):
-            if widths[i] > teq.BITS.start:
-                trial = list(widths)
-                trial[i] -= 1
-                if acc(trial, "descend") >= target:
-                    widths, changed = trial, True
+    widths = greedy_widths(acc, target, counts)
     avg = float(np.dot(widths, counts) / np.sum(counts))
     return SearchResult(widths, acc(widths, "final"), f_acc, avg, len(memo), time.perf_counter() - t0, fit_seconds,
                         trace)

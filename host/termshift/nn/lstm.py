@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from termshift.nn.lstm_quant import LSTMParams, QuantLSTM, calibrate, check_ids, lstm_costs, quantize_lstm
+from termshift.nn.lstm_quant import (
+    LSTMParams,
+    QuantLSTM,
+    calibrate,
+    check_ids,
+    gemm_names,
+    lstm_costs,
+    quantize_lstm,
+)
 
 CALIBRATION_SPLIT = "valid"
 EVAL_SPLIT = "test"
@@ -115,12 +123,15 @@ def bits_per_char(step: StepFn, streams: Streams, chunk: int = 100) -> float:
         lo = max(streams.warmup - a, 0)
         if lo >= logits.shape[1]:
             continue
-        lg = logits[:, lo:]
-        tg = streams.targets[:, a + lo:a + logits.shape[1]]
-        m = lg.max(axis=-1, keepdims=True)
-        lse = m[..., 0] + np.log(np.exp(lg - m).sum(axis=-1))
-        total += float((lse - np.take_along_axis(lg, tg[..., None], axis=-1)[..., 0]).sum())
+        total += nll_sum(logits[:, lo:], streams.targets[:, a + lo:a + logits.shape[1]])
     return total / streams.tokens / math.log(2)
+
+
+def nll_sum(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Sum of -ln p(target) under log-softmax(logits) (..., V), in float64."""
+    m = logits.max(axis=-1, keepdims=True)
+    lse = m[..., 0] + np.log(np.exp(logits - m).sum(axis=-1))
+    return float((lse - np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]).sum())
 
 
 def calibration_streams(corpus: CharCorpus, vocab: list[str]) -> np.ndarray:
@@ -141,26 +152,61 @@ def quant_step(qm: QuantLSTM, backend) -> StepFn:
     return step
 
 
-def quantized_model(params: LSTMParams, corpus: CharCorpus, vocab: list[str], fmt) -> QuantLSTM:
-    return quantize_lstm(params, calibrate(params, calibration_streams(corpus, vocab)), fmt)
+def quantized_model(params: LSTMParams, corpus: CharCorpus, vocab: list[str], fmt, plan: list | None = None) -> QuantLSTM:
+    return quantize_lstm(params, calibrate(params, calibration_streams(corpus, vocab)), fmt, plan=plan)
+
+
+def needs_search(spec) -> bool:
+    """Whether a spec asks for per-GEMM choices made by a search (lstm_search)."""
+    return ((spec.name == "teq" and spec["bits"] == "adaptive" and not spec["widths"])
+            or (spec.name == "bfp" and spec["search"] == "on"))
+
+
+def searched_model(params: LSTMParams, corpus: CharCorpus, vocab: list[str], spec, quiet: bool = True,
+                   stats: dict | None = None) -> tuple[QuantLSTM, dict]:
+    """The QuantLSTM of `spec`, running its per-GEMM search first when it asks
+    for one (adaptive teq, bfp:search=on) on validation text; the second value
+    describes the search ({} when none ran)."""
+    from termshift.nn import lstm_search
+
+    stats = stats if stats is not None else calibrate(params, calibration_streams(corpus, vocab))
+    if not needs_search(spec):
+        return quantize_lstm(params, stats, spec), {}
+    val = lstm_search.validation_streams(corpus, vocab)
+    if spec.name == "teq":
+        r = lstm_search.search_teq_widths(params, stats, val, beta=spec["beta"] == "on", quiet=quiet)
+        qm = quantize_lstm(params, stats, f"{r.spec},beta={spec['beta']}")
+        return qm, {"widths": r.widths, "search": {
+            "avg_bits": r.avg_bits, "val_bits_per_char": r.val_bpc, "float_val_bits_per_char": r.float_val_bpc,
+            "target_bits_per_char": r.target_bpc, "evaluations": r.evaluations, "seconds": r.seconds,
+            "validation_chars": val.tokens}}
+    r = lstm_search.search_bfp(params, stats, val, calibration_streams(corpus, vocab)[:, :201], quiet=quiet)
+    qm = quantize_lstm(params, stats, spec, plan=r.plan)
+    return qm, {"plan": dict(zip(gemm_names(len(params.layers)), r.plan)), "search": {
+        "met_target": r.met_target, "val_bits_per_char": r.val_bpc, "int8_val_bits_per_char": r.int8_val_bpc,
+        "target_bits_per_char": r.target_bpc, "best_uniform": r.uniform, "real_checks": r.real_checks,
+        "seconds": r.seconds, "validation_chars": val.tokens}}
 
 
 def evaluate_lstm(fmt: str, backend: str = "reference", build: str = "fast", dataset=None, limit: int | None = None,
                   quiet: bool = False, recipe: dict | None = None) -> dict:
     """Bits per character on the held-out split, and per-token ops, bits,
-    cycles and energy, of the LSTM in `fmt` ("float": the torch model;
-    "int:bits=B": the quantized model on `backend`). `limit` caps the scored
-    characters; `recipe` overrides training settings (lstm_model.RECIPE)."""
+    cycles and energy, of the LSTM in `fmt` ("float": the torch model; any
+    spec of nn/gemm_formats.py: the quantized model on `backend`; adaptive
+    teq and bfp:search=on run their per-GEMM search on validation text first
+    and report what it chose). `limit` caps the scored characters; `recipe`
+    overrides training settings (lstm_model.RECIPE)."""
     from termshift.backends import get_backend
     from termshift.energy.model import summarize
     from termshift.evaluate import float_costs
     from termshift.formats import parse
+    from termshift.nn.gemm_formats import gemm_format
     from termshift.nn.lstm_model import export_params, torch_logits, trained_lstm
 
     # Reject a bad format or backend before training for minutes.
     spec = None if fmt == "float" else parse(fmt)
-    if spec is not None and spec.name != "int":
-        raise ValueError(f"the LSTM runs in 'float' or 'int:bits=B'; format {spec.name!r} has no LSTM lowering yet")
+    if spec is not None:
+        gemm_format(spec)
     be = None if spec is None else get_backend(backend, **({"build": build} if backend == "csim" else {}))
     corpus = load_corpus(dataset)
     vocab = char_vocab(corpus.train)
@@ -168,21 +214,23 @@ def evaluate_lstm(fmt: str, backend: str = "reference", build: str = "fast", dat
     params = export_params(model)
     streams = eval_streams(encode_chars(corpus.split(EVAL_SPLIT), vocab), limit)
     hidden = [L.hidden for L in params.layers]
+    extra: dict = {}
     if spec is None:
         t0 = time.perf_counter()
         bpc = bits_per_char(lambda ids, st: torch_logits(model, ids, st), streams)
         summary = summarize(float_costs(lstm_costs(params.vocab, params.embed, hidden, 8)))
         backend_name, fmt_name = "torch", "float"
     else:
-        qm = quantized_model(params, corpus, vocab, spec)
+        qm, extra = searched_model(params, corpus, vocab, spec, quiet=quiet,
+                                   stats=calibrate(params, calibration_streams(corpus, vocab)))
         t0 = time.perf_counter()
         bpc = bits_per_char(quant_step(qm, be), streams)
         summary = summarize(qm.costs())
-        backend_name, fmt_name = backend if backend != "csim" else f"csim-{build}", str(spec)
+        backend_name, fmt_name = backend if backend != "csim" else f"csim-{build}", qm.fmt
     return {
         "model": "lstm", "dataset": corpus.name, "format": fmt_name, "backend": backend_name,
         "metric": "bits_per_char", "bits_per_char": bpc, "samples": streams.tokens,
-        "seconds": time.perf_counter() - t0, **summary,
+        "seconds": time.perf_counter() - t0, **summary, **extra,
     }
 
 
@@ -190,15 +238,18 @@ def check_backends_agree_lstm(fmt: str = "int:bits=8", build: str = "fast", data
                               quiet: bool = False, recipe: dict | None = None, chunk: int = 100) -> dict:
     """Run the held-out streams on the reference and C-sim backends side by
     side and compare every int32 engine output (each layer's gate GEMM at every
-    step, the decoder) and the logits; the counts say how much was compared."""
+    step, the decoder) and the logits; the counts say how much was compared.
+    Any format (a searched one searches first, on the reference backend);
+    `limit` scores fewer test characters (C-sim of tr runs ~70x slower than INT8)."""
     from termshift.backends import get_backend
+    from termshift.formats import parse
     from termshift.nn.lstm_model import export_params, trained_lstm
 
     ref, sim = get_backend("reference"), get_backend("csim", build=build)
     corpus = load_corpus(dataset)
     vocab = char_vocab(corpus.train)
     model = trained_lstm(corpus.name, encode_chars(corpus.train, vocab), vocab, recipe, quiet=quiet)
-    qm = quantized_model(export_params(model), corpus, vocab, fmt)
+    qm, _ = searched_model(export_params(model), corpus, vocab, parse(fmt), quiet=quiet)
     streams = eval_streams(encode_chars(corpus.split(EVAL_SPLIT), vocab), limit)
     compared = mismatches = 0
     cycles_equal = logits_equal = True
@@ -226,4 +277,5 @@ def check_backends_agree_lstm(fmt: str = "int:bits=8", build: str = "fast", data
 
 
 __all__ = ["CharCorpus", "Streams", "bits_per_char", "calibration_streams", "char_vocab", "check_backends_agree_lstm",
-           "check_ids", "encode_chars", "eval_streams", "evaluate_lstm", "load_corpus", "quantized_model"]
+           "check_ids", "encode_chars", "eval_streams", "evaluate_lstm", "load_corpus", "needs_search", "nll_sum",
+           "quantized_model", "searched_model"]

@@ -1,6 +1,12 @@
 """The LSTM language model in numpy: float64 host execution, calibration,
-INT quantization, the quantized step loop on an engine backend, and the
-per-token cost rows. No torch here (this is what a board-side host runs).
+quantization in any GEMM format (nn/gemm_formats.py: int, pot, tr, bfp,
+teq), the quantized step loop on an engine backend, and the per-token cost
+rows. No torch here (this is what a board-side host runs).
+
+Every engine GEMM is a graph GEMM node (graph.quantize_gemm) that its
+format runs and costs (gemm_format(node.fmt).run / .cost), so the LSTM takes
+each format exactly as the lowered image models do. Activations are signed
+codes: B bits for `int:bits=B`, 8 bits for every other format.
 
 Execution split (docs/models/lstm.md):
 
@@ -38,15 +44,20 @@ H = 256, from the extra fill/drain) and 4H float adds on the host.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from termshift.backends.base import Backend
-from termshift.backends.cycle_model import INT_ENGINE, gemm_cycles
 from termshift.checks import as_float_array
 from termshift.formats import FormatSpec, parse, uniform
-from termshift.nn.graph import LayerCost
+from termshift.nn.gemm_formats import gemm_format
+from termshift.nn.graph import LayerCost, QLinear, quantize_gemm
+
+# Activation code width of every format but `int:bits=B` (lower.ACT_BITS;
+# not imported from there because lower.py needs torch and this module must not).
+ACT_BITS = 8
 
 
 @dataclass
@@ -145,12 +156,21 @@ class FloatState:
     c: list
 
 
+SAMPLE_EVERY = 16  # calibration keeps the GEMM inputs of every 16th step: 4 096 rows from 64 x 1 024 ids
+SAMPLE_ROWS = 4096  # at most this many rows per quantization point
+
+
 def float_forward(params: LSTMParams, ids, state: FloatState | None = None,
-                  stats: dict | None = None) -> tuple[np.ndarray, FloatState]:
+                  stats: dict | None = None, step0: int = 0) -> tuple[np.ndarray, FloatState]:
     """Float64 numpy forward over (B, T) ids -> logits (B, T, V) and the final state.
 
-    With `stats`, records the largest |value| at every point the INT model
-    quantizes ("x" = looked-up embeddings, "h1", "h2", ...): the calibration.
+    With `stats`, records the largest |value| at every point the quantized
+    model quantizes ("x" = looked-up embeddings, "h1", "h2", ...): the
+    calibration; and under stats["samples"] the same points' float values at
+    every SAMPLE_EVERY-th step (counted from `step0`), at most SAMPLE_ROWS
+    rows each: the GEMM inputs formats fitted to activations (teq) need.
+    "x" feeds lstm1_ih, "hL" feeds lstmL_hh (one step later) and lstm(L+1)_ih
+    or the decoder; the state at step 0 is not sampled.
     """
     ids = check_ids(ids, params.vocab)
     b, steps = ids.shape
@@ -161,13 +181,25 @@ def float_forward(params: LSTMParams, ids, state: FloatState | None = None,
     w_cat = [np.concatenate([L.w_ih, L.w_hh], axis=1) for L in params.layers]
     b_cat = [L.b_ih + L.b_hh for L in params.layers]
     top = np.empty((b, steps, params.hidden))
+    samples = None if stats is None else stats.setdefault("samples", {})
+
+    def keep(key, value):
+        rows = samples.setdefault(key, [])
+        if sum(len(r) for r in rows) < SAMPLE_ROWS:
+            rows.append(value[:SAMPLE_ROWS - sum(len(r) for r in rows)].copy())
+
     for t in range(steps):
         x = x_all[:, t]
+        sample = samples is not None and (step0 + t) % SAMPLE_EVERY == 0
+        if sample:
+            keep("x", x)
         for l in range(len(params.layers)):
             pre = np.concatenate([x, h[l]], axis=1) @ w_cat[l].T + b_cat[l]
             h[l], c[l] = cell(pre, c[l])
             if stats is not None:
                 stats[f"h{l + 1}"] = max(stats.get(f"h{l + 1}", 0.0), float(np.abs(h[l]).max()))
+                if sample:
+                    keep(f"h{l + 1}", h[l])
             x = h[l]
         top[:, t] = x
     if stats is not None:
@@ -176,36 +208,72 @@ def float_forward(params: LSTMParams, ids, state: FloatState | None = None,
 
 
 def calibrate(params: LSTMParams, streams, chunk: int = 200) -> dict:
-    """max |activation| at every quantization point over calibration streams (B, T) of ids."""
+    """max |activation| at every quantization point over calibration streams
+    (B, T) of ids, and (under "samples") a bounded sample of the float values
+    there: {"x": (R, E), "h1": (R, H), ...}."""
     streams = check_ids(streams, params.vocab)
     stats: dict = {}
     state = None
     for start in range(0, streams.shape[1], chunk):
-        _, state = float_forward(params, streams[:, start:start + chunk], state, stats)
+        _, state = float_forward(params, streams[:, start:start + chunk], state, stats, step0=start)
+    stats["samples"] = {k: np.concatenate(v) for k, v in stats["samples"].items()}
     return stats
+
+
+def gemm_names(n_layers: int) -> list[str]:
+    """The engine GEMMs in model order (the `index` a per-layer format counts by)."""
+    return [f"lstm{l + 1}_{g}" for l in range(n_layers) for g in ("ih", "hh")] + ["decoder"]
 
 
 @dataclass
 class QLSTMLayer:
-    """One layer's gate GEMMs: x codes by w_x (4H, I) plus b_x, and h codes by
-    w_h (4H, H) plus b_h; each int32 result dequantizes with its own unit."""
+    """One layer's gate GEMMs as graph GEMM nodes (any format; raw int32 out):
+    x codes by W_ih plus b_ih (`ih`), and h_{t-1} codes by W_hh plus b_hh
+    (`hh`); each int32 result dequantizes with its own unit."""
 
-    w_x: np.ndarray
-    s_wx: np.ndarray  # (4H,) per-channel scales of w_x
-    b_x: np.ndarray  # (4H,) int32 b_ih in units of s_in * s_wx
-    w_h: np.ndarray
-    s_wh: np.ndarray
-    b_h: np.ndarray  # (4H,) int32 b_hh in units of s_h * s_wh
-    s_in: float  # scale of the input codes (embedding or the layer below's h)
-    s_h: float  # scale of this layer's h codes
+    ih: QLinear
+    hh: QLinear
+
+    @property
+    def s_in(self) -> float:  # scale of the input codes (embedding or the layer below's h)
+        return self.ih.s_in
+
+    @property
+    def s_h(self) -> float:  # scale of this layer's h codes
+        return self.hh.s_in
 
     @property
     def hidden(self) -> int:
-        return self.w_h.shape[1]
+        return self.hh.k
 
     @property
     def input_size(self) -> int:
-        return self.w_x.shape[1]
+        return self.ih.k
+
+    # The `int` payload under its old names (other formats carry other arrays).
+    @property
+    def w_x(self) -> np.ndarray:
+        return self.ih.payload["w"]
+
+    @property
+    def w_h(self) -> np.ndarray:
+        return self.hh.payload["w"]
+
+    @property
+    def s_wx(self) -> np.ndarray:
+        return self.ih.s_w
+
+    @property
+    def s_wh(self) -> np.ndarray:
+        return self.hh.s_w
+
+    @property
+    def b_x(self) -> np.ndarray:
+        return self.ih.bias
+
+    @property
+    def b_h(self) -> np.ndarray:
+        return self.hh.bias
 
     def pre_activations(self, acc_x: np.ndarray, acc_h: np.ndarray) -> np.ndarray:
         return acc_x * (self.s_in * self.s_wx) + acc_h * (self.s_h * self.s_wh)
@@ -227,16 +295,16 @@ class LSTMRun:
 
 @dataclass
 class QuantLSTM:
-    """The INT-quantized LSTM language model; `run` drives an engine backend."""
+    """The quantized LSTM language model; `run` drives an engine backend.
+    `fmt` is the spec it was quantized with (per-GEMM specs, when a search
+    chose them, are each node's `fmt`); `bits` is the activation code width."""
 
     fmt: str
     bits: int
     embedding: np.ndarray  # (V, E) float64: looked up on the host, then quantized with s_x
     s_x: float
     layers: list  # QLSTMLayer
-    dec_w: np.ndarray  # (V, H) codes
-    dec_bias: np.ndarray  # (V,) int32
-    dec_s_w: np.ndarray  # (V,)
+    decoder: QLinear
     calibration: dict = field(default_factory=dict)
 
     @property
@@ -246,6 +314,22 @@ class QuantLSTM:
     @property
     def hidden(self) -> int:
         return self.layers[-1].hidden
+
+    @property
+    def dec_w(self) -> np.ndarray:
+        return self.decoder.payload["w"]
+
+    @property
+    def dec_bias(self) -> np.ndarray:
+        return self.decoder.bias
+
+    @property
+    def dec_s_w(self) -> np.ndarray:
+        return self.decoder.s_w
+
+    def gemm_nodes(self) -> list[QLinear]:
+        """Every engine GEMM in model order (gemm_names)."""
+        return [g for L in self.layers for g in (L.ih, L.hh)] + [self.decoder]
 
     def initial_state(self, streams: int) -> QState:
         return QState([np.zeros((streams, L.hidden), np.int8) for L in self.layers],
@@ -263,81 +347,106 @@ class QuantLSTM:
         cycles: dict = {}
         raw: dict = {}
 
-        def gemm(name, a, w, bias):
-            res = backend.gemm_int(a, w, bias, None)
-            cycles[name] = cycles.get(name, 0) + res.cycles
+        def gemm(node, a):
+            res = gemm_format(node.fmt).run(backend, a, node)
+            cycles[node.name] = cycles.get(node.name, 0) + res.cycles
             if keep_raw:
-                raw.setdefault(name, []).append(res.out)
+                raw.setdefault(node.name, []).append(res.out)
             return res.out
 
         top = np.empty((b, steps, self.hidden), np.int8)
         for t in range(steps):
             x = x_codes[:, t]
             for l, L in enumerate(self.layers):
-                acc_x = gemm(f"lstm{l + 1}_ih", x, L.w_x, L.b_x)
-                acc_h = gemm(f"lstm{l + 1}_hh", h[l], L.w_h, L.b_h)
+                acc_x = gemm(L.ih, x)
+                acc_h = gemm(L.hh, h[l])
                 hf, c[l] = cell(L.pre_activations(acc_x, acc_h), c[l])
                 h[l] = uniform.quantize(hf, L.s_h, self.bits, signed=True)
                 x = h[l]
             top[:, t] = x
-        res = backend.gemm_int(top.reshape(b * steps, self.hidden), self.dec_w, self.dec_bias, None)
-        cycles["decoder"] = res.cycles
+        out = gemm(self.decoder, top.reshape(b * steps, self.hidden))
         if keep_raw:
             raw = {k: np.stack(v) for k, v in raw.items()}
-            raw["decoder"] = res.out
-        logits = (res.out * (self.layers[-1].s_h * self.dec_s_w)).reshape(b, steps, self.vocab)
+            raw["decoder"] = raw["decoder"][0]
+        logits = (out * (self.decoder.s_in * self.decoder.s_w)).reshape(b, steps, self.vocab)
         return LSTMRun(logits, QState(h, c), cycles, raw)
 
     def costs(self) -> list[LayerCost]:
-        e = self.embedding.shape[1]
-        return lstm_costs(self.vocab, e, [L.hidden for L in self.layers], self.bits)
+        """One token (batch 1, M = 1) on the engine, each GEMM costed by its
+        own format (lstm_costs lists what the host does and is not charged)."""
+        rows = []
+        for node in self.gemm_nodes():
+            c = gemm_format(node.fmt).cost(node, 1, node.k, node.n_out)
+            rows.append(c if node.name == "decoder" else dataclasses.replace(c, kind="lstm"))
+        return rows
 
 
-def quantize_lstm(params: LSTMParams, stats: dict, fmt: str | FormatSpec = "int:bits=8") -> QuantLSTM:
-    """INT-quantize `params` with activation scales from `stats` (see `calibrate`)."""
+def quantize_lstm(params: LSTMParams, stats: dict, fmt: str | FormatSpec = "int:bits=8",
+                  plan: list | None = None) -> QuantLSTM:
+    """Quantize `params` in any GEMM format of nn/gemm_formats.py, with
+    activation scales from `stats` (see `calibrate`). `int:bits=B` quantizes
+    activations to B bits, every other format to signed 8-bit codes
+    (lower.ACT_BITS). `plan`: one spec per GEMM (model order, gemm_names)
+    overriding `fmt`, as the per-layer searches produce. Formats fitted to
+    their inputs (teq) take them from stats["samples"]."""
     spec = parse(fmt) if isinstance(fmt, str) else fmt
-    if spec.name != "int":
-        raise ValueError(f"the LSTM runs in 'float' or 'int:bits=B'; format {spec.name!r} has no LSTM lowering yet")
-    bits, gran = spec["bits"], spec["granularity"]
+    gemm_format(spec)  # an unknown format fails here, before any work
+    names = gemm_names(len(params.layers))
+    if plan is None:
+        _check_fixed(spec)
+        specs = [spec] * len(names)
+    else:
+        if len(plan) != len(names):
+            raise ValueError(f"plan must give one spec per GEMM ({', '.join(names)}), got {len(plan)}")
+        specs = [parse(p) if isinstance(p, str) else p for p in plan]
+        for p in specs:
+            _check_fixed(p)
+    bits = spec["bits"] if spec.name == "int" else ACT_BITS
     need = ["x"] + [f"h{l + 1}" for l in range(len(params.layers))]
     missing = [k for k in need if k not in stats]
     if missing:
         raise ValueError(f"calibration statistics lack {missing}; run calibrate() on the calibration split")
     scale = {k: uniform.activation_scale(np.asarray(stats[k]), bits, signed=True) for k in need}
+    samples = stats.get("samples", {})
 
-    def weights(w):
-        s_w = np.broadcast_to(uniform.weight_scale(w, bits, gran), (w.shape[0],)).copy()
-        return uniform.quantize(w, s_w, bits, signed=True), s_w
+    def node(i, w, b, key):
+        try:
+            q = quantize_gemm(names[i], w, b, scale[key], specs[i], x_calib=samples.get(key), in_signed=True,
+                              index=i, requant=None, a_bits=bits)
+        except ValueError as e:
+            raise ValueError(f"LSTM GEMM {names[i]}: {e}" + ("" if key in samples else
+                             f" (calibrate() keeps them under stats['samples'][{key!r}])")) from None
+        if specs[i].name == "int":
+            uniform.check_accumulator(q.k, False, int(np.abs(q.bias.astype(np.int64)).max()))
+        return q
 
     layers = []
-    s_in = scale["x"]
+    key_in = "x"
     for l, L in enumerate(params.layers):
-        s_h = scale[f"h{l + 1}"]
-        (w_x, s_wx), (w_h, s_wh) = weights(L.w_ih), weights(L.w_hh)
-        b_x, b_h = uniform.quantize_bias(L.b_ih, s_in, s_wx), uniform.quantize_bias(L.b_hh, s_h, s_wh)
-        for w, bq in ((w_x, b_x), (w_h, b_h)):
-            uniform.check_accumulator(w.shape[1], False, int(np.abs(bq.astype(np.int64)).max()))
-        layers.append(QLSTMLayer(w_x, s_wx, b_x, w_h, s_wh, b_h, s_in, s_h))
-        s_in = s_h
-    dec_w, dec_s_w = weights(params.dec_w)
-    dec_bias = uniform.quantize_bias(params.dec_b, s_in, dec_s_w)
-    return QuantLSTM(str(spec), bits, params.embedding.copy(), scale["x"], layers, dec_w, dec_bias, dec_s_w,
+        key_h = f"h{l + 1}"
+        layers.append(QLSTMLayer(node(2 * l, L.w_ih, L.b_ih, key_in), node(2 * l + 1, L.w_hh, L.b_hh, key_h)))
+        key_in = key_h
+    dec = node(len(names) - 1, params.dec_w, params.dec_b, key_in)
+    return QuantLSTM(str(spec), bits, params.embedding.copy(), scale["x"], layers, dec,
                      calibration={k: float(stats[k]) for k in need})
 
 
-def _gemm_row(name: str, kind: str, n: int, k: int, bits: int) -> LayerCost:
-    """One engine GEMM at batch 1 (M = 1), raw int32 out; tile reads counted as graph.GemmNode counts them."""
-    g = INT_ENGINE
-    tiles = -(-1 // g.rows) * -(-n // g.cols)
-    return LayerCost(name=name, kind=kind, ops={"macs": n * k}, weight_count=n * k, bias_count=n,
-                     act_in_count=k, act_out_count=n, sram_a_reads=tiles * k * g.rows, sram_w_reads=tiles * k * g.cols,
-                     cycles=gemm_cycles(g, 1, n, k), bits_per_weight=float(bits), bits_per_activation=float(bits),
-                     weight_storage_bits=8.0, act_storage_bits=8.0, out_storage_bits=32.0)
+def _check_fixed(spec: FormatSpec) -> None:
+    """Reject the specs that ask for a per-layer search (run by termshift.nn.lstm_search)."""
+    if spec.name == "teq" and spec["bits"] == "adaptive" and not spec["widths"]:
+        raise ValueError("teq (adaptive) needs per-GEMM widths: run termshift.nn.lstm_search.search_teq_widths "
+                         "(evaluate_lstm does), or give teq:bits=N / teq:widths=a/b/c/d/e")
+    if spec.name == "bfp" and spec["search"] == "on":
+        raise ValueError("bfp:search chooses (block, mantissa) per GEMM: run termshift.nn.lstm_search.search_bfp "
+                         "(evaluate_lstm does) and pass its plan")
 
 
 def lstm_costs(vocab: int, embed: int, hidden: list, bits: int) -> list[LayerCost]:
-    """What one token costs on the engine: two gate GEMMs per layer
-    (M=1, N=4H, K=I and K=H) and the decoder GEMM (M=1, N=V, K=H), all raw int32 out.
+    """What one token costs on the INT engine (`int:bits=B` shapes; the
+    float baseline re-costs these rows at fp32): two gate GEMMs per layer
+    (M=1, N=4H, K=I and K=H) and the decoder GEMM (M=1, N=V, K=H), all raw
+    int32 out. A quantized model's own rows (QuantLSTM.costs) come from its
+    format's cost function, which for `int` gives exactly these.
 
     Host work is not costed: the embedding row read (E float32 values, about
     0.03 % of the bits the engine moves per token at E=64, H=256) and, per
@@ -352,3 +461,10 @@ def lstm_costs(vocab: int, embed: int, hidden: list, bits: int) -> list[LayerCos
         width = h
     rows.append(_gemm_row("decoder", "linear", vocab, width, bits))
     return rows
+
+
+def _gemm_row(name: str, kind: str, n: int, k: int, bits: int) -> LayerCost:
+    """One INT engine GEMM at batch 1 (M = 1), raw int32 out: IntGemm.cost of a node of that shape."""
+    zero = QLinear(name=name, fmt=f"int:bits={bits}", payload={"w": np.zeros((n, k), np.int8)},
+                   bias=np.zeros(n, np.int32), k=k, s_in=1.0, s_w=np.ones(n), requant=None, w_bits=bits, a_bits=bits)
+    return dataclasses.replace(gemm_format("int").cost(zero, 1, k, n), kind=kind)

