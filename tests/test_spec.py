@@ -60,3 +60,18 @@ def test_bare_switch_means_on():
 def test_bare_non_switch_is_an_error(text, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(text)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("pot:bits=4,rounding=linear,granularity=channel,scale=float,sparsity=0.0", "pot:bits=4"),
+    ("tr:bits=4,group=8,budget=12,data_terms=3", "tr:bits=4,group=8"),
+    ("bfp:block=8,mantissa=3", "bfp:block=8,mantissa=3"),
+    ("int:bits=8,granularity=tensor", "int:bits=8,granularity=tensor"),
+    ("float", "float"),
+])
+def test_short_spec_keeps_only_what_differs_from_the_defaults(text, want):
+    from termshift.formats import parse, short
+
+    assert short(text) == want
+    if text != "float":
+        assert parse(short(text)) == parse(text)

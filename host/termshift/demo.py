@@ -17,8 +17,10 @@ import numpy as np
 
 from termshift.atomic import write_bytes_atomic, write_json_atomic
 from termshift.evaluate import evaluate_image_model, main_op
+from termshift.formats import short
 
-FORMATS = ("float", "int:bits=8", "pot:bits=4", "tr:bits=4,group=16,budget=12,data_terms=3", "bfp:block=8,mantissa=3")
+FORMATS = ("float", "int:bits=8", "pot:bits=4", "tr:bits=4,group=16,budget=12,data_terms=3", "bfp:block=8,mantissa=3",
+           "teq:bits=4")
 
 
 # C-sim of the non-uniform engines simulates them term by term / shift by
@@ -115,7 +117,7 @@ def format_demo(report: dict) -> str:
         # Each format's own arithmetic op (macs, shift_adds, term_pairs, ...): a MAC
         # column would read 0 for the formats that have none.
         kind, count = main_op(t["ops"])
-        lines.append(f"{r['format']:<36} {r['backend']:<11} {100 * r['accuracy']:>7.2f}% {kind + ' ' + format(count, ','):>26} "
+        lines.append(f"{short(r['format']):<36} {r['backend']:<11} {100 * r['accuracy']:>7.2f}% {kind + ' ' + format(count, ','):>26} "
                      f"{t['weight_bits'] / 8192:>11.1f} {t['cycles']:>9,} {t['energy_j'] * 1e6:>10.3f}")
     a = report["backends_agree"]
     verdict = "IDENTICAL" if a["mismatches"] == 0 and a["cycles_equal"] else f"{a['mismatches']} MISMATCHES"

@@ -26,4 +26,17 @@ def parse(text: str) -> FormatSpec:
     return parse_spec(text, REGISTRY)
 
 
-__all__ = ["FormatSpec", "Param", "REGISTRY", "parse", "uniform"]
+def short(fmt: str | FormatSpec) -> str:
+    """The spec with only its non-default parameters (and `bits`, which readers
+    look for), for tables: `pot:bits=4` rather than every resolved key.
+    Strings that are not specs (e.g. "float") come back unchanged."""
+    try:
+        spec = parse(fmt) if isinstance(fmt, str) else fmt
+    except ValueError:
+        return str(fmt)
+    decl = REGISTRY[spec.name]
+    body = ",".join(f"{k}={v}" for k, v in spec.params.items() if v != decl[k].default or k == "bits")
+    return f"{spec.name}:{body}" if body else spec.name
+
+
+__all__ = ["FormatSpec", "Param", "REGISTRY", "parse", "short", "uniform"]
