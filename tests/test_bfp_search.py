@@ -2,6 +2,7 @@
 lower() builds, the real-accuracy checks, the search itself, BitQ's rule and
 the comparison command (on a tiny model so the file stays fast)."""
 
+import dataclasses
 import itertools
 import json
 
@@ -168,7 +169,9 @@ def test_comparison_command_writes_report_and_plot(tmp_path, capsys):
     assert (out / "bfp_search.png").read_bytes()[:4] == b"\x89PNG"
     assert "| best uniform BFP |" in (out / "bfp_search.md").read_text()
     rows = report["rows"]
-    assert set(rows) == {"int8", "optimizer", "optimizer_int8_target", "best_uniform", "bitq", "optimizer_at_bitq_dm"}
+    assert set(rows) == {"int8", "optimizer", "optimizer_int8_target", "best_uniform", "best_uniform_narrow_e", "bitq",
+                         "optimizer_at_bitq_dm"}
+    assert rows["best_uniform_narrow_e"]["bits"] <= rows["best_uniform"]["bits"]
     assert len(report["uniform"]) == len(sb.CANDIDATES) and report["test_images"] == 40
     # Within the tolerance of the best uniform's validation accuracy (an early accept may leave it a few images short).
     assert rows["optimizer"]["val"] >= rows["best_uniform"]["val"] - 0.002 - 0.03
@@ -185,6 +188,9 @@ def test_comparison_command_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         bfp_cli.main(["--val", "0"])
     assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bfp_cli.main(["--confirm", "-1"])
+    assert "--confirm must be 0 or more" in capsys.readouterr().err
     with pytest.raises(ValueError, match="image models"):
         bfp_cli.compare_model("lstm")
 
@@ -201,3 +207,93 @@ def test_search_under_a_budget_stays_within_it(setup, reference):
     assert ev.accuracy(plan) == max(ev.accuracy(p) for p in ev._correct)
     with pytest.raises(ValueError, match="no plan costs"):
         sb.search_budget(layers, ev, lo / 10, "bits")
+
+
+def test_candidates_add_narrow_exponents_after_the_uniform_grid():
+    n = len(sb.CANDIDATES)
+    assert sb.SEARCH_CANDIDATES[:n] == sb.CANDIDATES and all(p.e_bits == 8 for p in sb.CANDIDATES)
+    assert {p.e_bits for p in sb.SEARCH_CANDIDATES} == set(range(4, 9))
+    assert len(set(sb.SEARCH_CANDIDATES)) == len(sb.SEARCH_CANDIDATES) == 5 * n
+
+
+def test_narrow_exponent_proxy_is_reused_only_when_nothing_is_clamped(setup):
+    _, _, _, _, stats, layers = setup
+    fc1 = layers[1]
+    for b, m in ((8, 3), (32, 5)):
+        j8 = sb.SEARCH_CANDIDATES.index(bfp.BfpParams(b, m, 8))
+        for e in range(4, 8):
+            p = bfp.BfpParams(b, m, e)
+            same = np.array_equal(bfp.dequantize(*bfp.quantize(fc1.stats.weight, p), p),
+                                  bfp.dequantize(*bfp.quantize(fc1.stats.weight, bfp.BfpParams(b, m, 8)),
+                                                 bfp.BfpParams(b, m, 8)))
+            j = sb.SEARCH_CANDIDATES.index(p)
+            assert (fc1.proxy[j] == fc1.proxy[j8]) == same
+            assert fc1.proxy[j] == pytest.approx(sb.proxy_loss(fc1.stats, p))  # the memo changes nothing
+            assert fc1.bits[j] <= fc1.bits[j8]  # rows are padded to whole bytes
+        assert fc1.bits[sb.SEARCH_CANDIDATES.index(bfp.BfpParams(b, m, 4))] < fc1.bits[j8]
+    # Weights spanning 2^-12 .. 2^-1 in one layer: 4-bit exponents (bias 7) clamp the small blocks.
+    st = stats[1]
+    w = st.weight.copy()
+    w[:, : w.shape[1] // 2] *= 2.0**-12
+    small = dataclasses.replace(st, weight=w)
+    p4, p8 = bfp.BfpParams(8, 4, 4), bfp.BfpParams(8, 4, 8)
+    assert sb.proxy_loss(small, p4, {}) > sb.proxy_loss(small, p8, {})
+
+
+def test_narrowest_lossless_exponent_gives_the_same_graph_outputs(setup, reference):
+    model, x, _, base, _, layers = setup
+    ev = sb.PlanEvaluator(base, layers, x, np.zeros(len(x), int), reference)
+    for p in (bfp.BfpParams(8, 3, 8), bfp.BfpParams(32, 6, 8)):
+        q = sb.narrowest_lossless(layers, p)
+        assert (q.block, q.mantissa) == (p.block, p.mantissa) and q.e_bits < 8
+        narrower = bfp.BfpParams(p.block, p.mantissa, q.e_bits - 1)
+        if q.e_bits > 4:  # one bit less clamps something in some layer
+            assert not all(np.array_equal(bfp.dequantize(*bfp.quantize(l.stats.weight, narrower), narrower),
+                                          bfp.dequantize(*bfp.quantize(l.stats.weight, p), p)) for l in layers)
+        a, b = sb.uniform_plan(layers, p), sb.uniform_plan(layers, q)
+        assert_array_equal(ev.graph_of(a).run(x, reference).output, ev.graph_of(b).run(x, reference).output)
+        assert sb.plan_cost(layers, b, "bits") <= sb.plan_cost(layers, a, "bits")
+
+
+def test_confirmation_keeps_the_cheapest_accepted_plan_that_holds_out(setup, reference):
+    model, x, y, base, _, layers = setup
+    int8 = lower(model, x, "int:bits=8")
+    ev = sb.PlanEvaluator(base, layers, x[:150], y[:150], reference, chunk=50)
+    ev.set_reference(int8)
+    plain = sb.search(layers, ev, 0.02, "bits", time_budget=30)
+    # The same split as the confirmation changes nothing: the answer already met the target there.
+    same = sb.PlanEvaluator(base, layers, x[:150], y[:150], reference, chunk=50)
+    same.set_reference(int8)
+    again = sb.search(layers, ev, 0.02, "bits", time_budget=30, confirm=same)
+    assert again.plan == plain.plan and again.met_target
+    assert [st for st in again.steps if st[0] == "confirm"] == [("confirm", plain.plan, plain.cost, True)]
+    # A hold-out split labeled with INT8's own answers: INT8 scores 100 %, so only
+    # plans that nearly agree with it pass; the answer is an accepted plan that does.
+    x_h = x[150:]
+    y_h = int8.run(x_h, reference).output.argmax(1)
+    held = sb.PlanEvaluator(base, layers, x_h, y_h, reference, chunk=50)
+    assert held.set_reference(int8) == 1.0
+    res = sb.search(layers, ev, 0.02, "bits", time_budget=30, confirm=held)
+    accepted = {pl for ph, pl, _, ok in res.steps if ok and ph != "confirm"}
+    confirms = [(pl, ok) for ph, pl, _, ok in res.steps if ph == "confirm"]
+    assert confirms and all(held.meets(pl, 0.02) == ok for pl, ok in confirms)
+    if res.met_target:
+        assert res.plan in accepted and held.accuracy(res.plan) >= 1.0 - 0.02 - 1e-12
+        assert res.cost >= plain.cost
+    else:
+        assert not any(ok for _, ok in confirms)
+    with pytest.raises(ValueError, match="confirmation evaluator"):
+        sb.search(layers, ev, 0.02, "bits", time_budget=30,
+                  confirm=sb.PlanEvaluator(base, layers, x_h, y_h, reference, chunk=50))
+
+
+def test_confirm_split_is_disjoint_from_validation():
+    from termshift.nn.datasets import ImageData
+
+    xs = np.arange(100, dtype=np.float32).reshape(100, 1, 1, 1)
+    data = ImageData("toy", xs, np.arange(100), xs[:5], np.arange(5))
+    xc, yc = sb.confirm_split(data, 30, 50)
+    assert_array_equal(yc, np.arange(20, 70))
+    xc, yc = sb.confirm_split(data, 30, 500)  # as many as there are
+    assert_array_equal(yc, np.arange(0, 70))
+    assert sb.confirm_split(data, 30, 0) is None and sb.confirm_split(data, 100, 10) is None

@@ -85,12 +85,12 @@ def _bfp_search_graph(model, data, spec) -> tuple:
     from termshift.formats import bfp
     from termshift.search.bfp import search_model
 
-    # The search picks block and mantissa per layer at E8M0 exponents, so any
+    # The search picks block, mantissa and exponent width per layer, so any
     # other setting in the same spec would be silently ignored: refuse it.
     fixed = {k: spec[k] for k in ("block", "mantissa", "e_bits", "preset") if spec[k] != bfp.SPEC[k].default}
     if fixed:
         shown = ", ".join(f"{k}={v}" for k, v in fixed.items())
-        raise ValueError(f"bfp:search chooses block and mantissa per layer (8-bit exponents); "
+        raise ValueError(f"bfp:search chooses block, mantissa and exponent width per layer; "
                          f"it cannot be combined with {shown}")
     ms = search_model(model, data)
     ev, res = ms.evaluator, ms.result

@@ -28,14 +28,27 @@ The algorithm (docs/formats/bfp.md, "Per-layer search"):
    runs out. Each check runs the split in chunks and stops early once the
    paired difference to INT8's predictions is 3 standard errors from the
    threshold.
+5. Hold-out confirmation (when a second split is given): the descent keeps
+   the cheapest plan that passed, so a plan near the threshold is more
+   likely kept when its validation score is high by chance (the paired
+   standard error is 0.1-0.15 points on 10 000 images, as large as the
+   tolerance). The plans the descent accepted are re-checked, cheapest
+   first, against the same reference on images no step chose with, and the
+   first that still meets the target is the answer.
 
-The candidate space is every block size in bfp.BLOCKS and every mantissa
-width 2..8 (8-bit E8M0 exponents), per layer.
+The candidate space is every block size in bfp.BLOCKS, every mantissa width
+2..8 and every exponent width 4..8 the format allows, per layer
+(SEARCH_CANDIDATES; CANDIDATES, the E8M0 subset, is the uniform grid the
+comparison sweeps). A narrower exponent
+only changes what it clamps (section 2, step 4): where no block of a layer
+leaves its range the quantized weights equal the E8M0 ones, so the proxy is
+computed once per distinct dequantized weight matrix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -44,7 +57,13 @@ import numpy as np
 from termshift.formats import bfp, parse, uniform
 from termshift.formats.uniform import Requant
 
+# The E8M0 grid: the uniform settings the comparison sweeps, and the default of
+# the LSTM and MiniLM searches, which build one model per candidate.
 CANDIDATES = tuple(bfp.BfpParams(b, m, 8) for b in bfp.BLOCKS for m in range(2, 9))
+E_BITS = (8, 7, 6, 5, 4)
+# What the image search chooses from: E8M0 first, so SEARCH_CANDIDATES[:len(CANDIDATES)]
+# is CANDIDATES index for index and a plan over CANDIDATES means the same here.
+SEARCH_CANDIDATES = tuple(bfp.BfpParams(b, m, e) for e in E_BITS for b in bfp.BLOCKS for m in range(2, 9))
 METRICS = ("bits", "energy")
 JUMP = 3  # descent tries each layer's next 1..JUMP cheaper frontier candidates
 
@@ -123,11 +142,21 @@ def layer_statistics(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500)
     return out
 
 
-def proxy_loss(stats: LayerStats, p: bfp.BfpParams) -> float:
-    """Expected loss increase of quantizing this layer's weights with `p`."""
+def proxy_loss(stats: LayerStats, p: bfp.BfpParams, memo: dict | None = None) -> float:
+    """Expected loss increase of quantizing this layer's weights with `p`.
+    `memo` (one dict per layer) reuses the value for a candidate whose
+    dequantized weights equal an earlier one's (an exponent narrower than the
+    layer needs clamps nothing), skipping the K x K product."""
     exps, mant = bfp.quantize(stats.weight, p)
-    dw = bfp.dequantize(exps, mant, p) - stats.weight
-    return float(0.5 * np.sum(stats.fisher[:, None] * (dw @ stats.second_moment) * dw))
+    deq = bfp.dequantize(exps, mant, p)
+    key = hashlib.sha256(deq.tobytes()).digest() if memo is not None else None
+    if key is not None and key in memo:
+        return memo[key]
+    dw = deq - stats.weight
+    loss = float(0.5 * np.sum(stats.fisher[:, None] * (dw @ stats.second_moment) * dw))
+    if key is not None:
+        memo[key] = loss
+    return loss
 
 
 # --------------------------------------------------------------------------- plans on a graph
@@ -140,7 +169,7 @@ class Layer:
 
     index: int  # position in graph.nodes
     stats: LayerStats
-    bits: np.ndarray  # (len(CANDIDATES),)
+    bits: np.ndarray  # (len(candidates),)
     energy: np.ndarray  # joules
     proxy: np.ndarray
 
@@ -174,7 +203,7 @@ def requantize_node(node, stats: LayerStats, p: bfp.BfpParams):
                                w_bits=p.bits_per_weight())
 
 
-def layer_table(graph, stats: list[LayerStats], candidates=CANDIDATES) -> list[Layer]:
+def layer_table(graph, stats: list[LayerStats], candidates=SEARCH_CANDIDATES) -> list[Layer]:
     """Per GEMM layer and candidate: bits moved, modeled energy and proxy."""
     from termshift.energy.model import layer_energy
 
@@ -184,12 +213,12 @@ def layer_table(graph, stats: list[LayerStats], candidates=CANDIDATES) -> list[L
         raise ValueError("the statistics do not belong to this graph's layers")
     layers = []
     for i, st in zip(idx, stats):
-        bits, energy, proxy = [], [], []
+        bits, energy, proxy, memo = [], [], [], {}
         for p in candidates:
             c = dataclasses.replace(graph.nodes[i], fmt=p.spec()).cost(shapes[i])
             bits.append(c.weight_bits + c.act_in_bits + c.act_out_bits)
             energy.append(layer_energy(c)["energy_j"])
-            proxy.append(proxy_loss(st, p))
+            proxy.append(proxy_loss(st, p, memo))
         layers.append(Layer(i, st, np.array(bits, float), np.array(energy), np.array(proxy)))
     return layers
 
@@ -269,7 +298,7 @@ class PlanEvaluator:
     final answer on the whole split is exact."""
 
     def __init__(self, graph, layers: list[Layer], x: np.ndarray, y: np.ndarray, backend,
-                 candidates=CANDIDATES, chunk: int = 2000, cache_bytes: int = 1 << 30):
+                 candidates=SEARCH_CANDIDATES, chunk: int = 2000, cache_bytes: int = 1 << 30):
         from termshift.nn.graph import RunContext
 
         self.graph, self.layers, self.candidates = graph, layers, candidates
@@ -382,14 +411,20 @@ def plan_cost(layers: list[Layer], plan: tuple, metric: str, fixed: float = 0.0)
 
 
 def search(layers: list[Layer], evaluator: PlanEvaluator, tolerance: float, metric: str = "bits",
-           time_budget: float = 60.0, fixed: float = 0.0, resolution: float = 0.005, starts: tuple = ()) -> SearchResult:
+           time_budget: float = 60.0, fixed: float = 0.0, resolution: float = 0.005, starts: tuple = (),
+           confirm: PlanEvaluator | None = None) -> SearchResult:
     """The cheapest plan found whose validation accuracy is at least the
-    reference's minus `tolerance` (a fraction, 0.002 = 0.2 points): steps 3-4.
+    reference's minus `tolerance` (a fraction, 0.002 = 0.2 points): steps 3-5.
     `resolution`: candidates and plans are kept at least that fraction of the
     whole cost range apart. `starts`: further plans to descend from when they
-    meet the target (the comparison passes the best uniform setting)."""
+    meet the target (the comparison passes the best uniform setting).
+    `confirm`: an evaluator on a held-out split, its reference set like
+    `evaluator`'s; the answer is then the cheapest plan the descent accepted
+    that also meets the target there (step 5, not limited by the time budget)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if confirm is not None and confirm.reference_pred is None:
+        raise ValueError("call set_reference() on the confirmation evaluator before search()")
     t0 = time.perf_counter()
     costs = [getattr(lay, metric) for lay in layers]
     span = sum(float(c.max() - c.min()) for c in costs)
@@ -413,7 +448,8 @@ def search(layers: list[Layer], evaluator: PlanEvaluator, tolerance: float, metr
         """Greedy descent on each layer's own (thinned) frontier, biggest
         saving first: one layer one to JUMP steps cheaper; when no such move
         passes, one layer one step cheaper and another one step dearer, if
-        that still saves."""
+        that still saves. Returns every plan it accepted, the seed first."""
+        path = [plan]
         improved = True
         while improved and not out_of_time():
             improved = False
@@ -436,8 +472,18 @@ def search(layers: list[Layer], evaluator: PlanEvaluator, tolerance: float, metr
                     trial[li] = j
                 if meets("descent" if len(change) == 1 else "exchange", trial):
                     plan, improved = trial, True
+                    path.append(plan)
                     break
-        return plan
+        return path
+
+    def confirmed(path: list) -> list | None:
+        """The cheapest plan of a descent path that meets the target on the hold-out split."""
+        for plan in reversed(path):
+            ok = confirm.meets(plan, tolerance)
+            steps.append(("confirm", tuple(plan), cost(plan), ok))
+            if ok:
+                return plan
+        return None
 
     # Binary search for the cheapest frontier point that meets the target; the
     # most accurate plan is checked only if nothing cheaper meets it.
@@ -453,7 +499,15 @@ def search(layers: list[Layer], evaluator: PlanEvaluator, tolerance: float, metr
     if not seeds:
         best = front[-1].plan
         return SearchResult(best, cost(best), False, front, steps, time.perf_counter() - t0)
-    best = min((descend(seed) for seed in sorted(seeds, key=cost)), key=cost)
+    paths = [descend(seed) for seed in sorted(seeds, key=cost)]
+    if confirm is None:
+        best = min((path[-1] for path in paths), key=cost)
+        return SearchResult(tuple(best), cost(best), True, front, steps, time.perf_counter() - t0)
+    kept = [plan for plan in map(confirmed, paths) if plan is not None]
+    if not kept:
+        best = front[-1].plan
+        return SearchResult(best, cost(best), False, front, steps, time.perf_counter() - t0)
+    best = min(kept, key=cost)
     return SearchResult(tuple(best), cost(best), True, front, steps, time.perf_counter() - t0)
 
 
@@ -485,8 +539,23 @@ def bitq_score(accuracy: float, dm: float, dm_max: float) -> float:
     return (100.0 - 100.0 * accuracy) / 100.0 + 0.2 * dm / dm_max
 
 
-def uniform_plan(layers: list[Layer], p: bfp.BfpParams, candidates=CANDIDATES) -> tuple:
+def uniform_plan(layers: list[Layer], p: bfp.BfpParams, candidates=SEARCH_CANDIDATES) -> tuple:
     return (candidates.index(p),) * len(layers)
+
+
+def narrowest_lossless(layers: list[Layer], p: bfp.BfpParams, candidates=SEARCH_CANDIDATES) -> bfp.BfpParams:
+    """The narrowest exponent width (among the candidates) at which `p` quantizes
+    every layer exactly as `p` does: the same uniform (B, m) setting, the same
+    integers out of the graph, fewer bits. The comparison's fair uniform
+    baseline once the search may narrow exponents."""
+    best = p
+    for q in candidates:
+        if (q.block, q.mantissa) != (p.block, p.mantissa) or q.e_bits >= best.e_bits:
+            continue
+        if all(np.array_equal(bfp.dequantize(*bfp.quantize(lay.stats.weight, q), q),
+                              bfp.dequantize(*bfp.quantize(lay.stats.weight, p), p)) for lay in layers):
+            best = q
+    return best
 
 
 # --------------------------------------------------------------------------- end to end
@@ -509,11 +578,24 @@ class ModelSearch:
         return self.evaluator.graph_of(self.result.plan)
 
 
+def confirm_split(data, n_val: int, n_confirm: int) -> tuple:
+    """The hold-out split of step 5: the `n_confirm` training images just before
+    the validation split (the last `n_val`), so no step chose with them (the
+    calibration images are the last ones, inside the validation split)."""
+    n_val = min(int(n_val), len(data.x_train))
+    n_confirm = min(int(n_confirm), len(data.x_train) - n_val)
+    if n_confirm <= 0:
+        return None
+    lo, hi = len(data.x_train) - n_val - n_confirm, len(data.x_train) - n_val
+    return data.x_train[lo:hi], data.y_train[lo:hi]
+
+
 def search_model(model, data, tolerance: float = 0.2, metric: str = "bits", n_val: int = 10000,
-                 time_budget: float = 60.0, backend: str = "reference") -> ModelSearch:
-    """Steps 1-4 on a trained image model and its ImageData: statistics on the
+                 time_budget: float = 60.0, backend: str = "reference", n_confirm: int = 20000) -> ModelSearch:
+    """Steps 1-5 on a trained image model and its ImageData: statistics on the
     calibration split, checks on the last `n_val` training images against
-    INT8's validation accuracy minus `tolerance` points."""
+    INT8's validation accuracy minus `tolerance` points, the answer confirmed
+    on the `n_confirm` images before them (0: no confirmation)."""
     from termshift.backends import get_backend
     from termshift.nn.lower import lower
 
@@ -529,6 +611,11 @@ def search_model(model, data, tolerance: float = 0.2, metric: str = "bits", n_va
     ev = PlanEvaluator(base, layers, data.x_train[-n_val:], data.y_train[-n_val:], be)
     setup = time.perf_counter() - t0
     int8_val = ev.set_reference(int8)
+    held = confirm_split(data, n_val, n_confirm)
+    conf = None
+    if held is not None:
+        conf = PlanEvaluator(base, layers, *held, be, cache_bytes=1 << 28)
+        conf.set_reference(int8)
     t1 = time.perf_counter()
-    res = search(layers, ev, tolerance / 100, metric, max(1.0, time_budget - setup), fixed)
+    res = search(layers, ev, tolerance / 100, metric, max(1.0, time_budget - setup), fixed, confirm=conf)
     return ModelSearch(ev, res, layers, int8_val, fixed, setup, setup + time.perf_counter() - t1)

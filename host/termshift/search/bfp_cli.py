@@ -9,11 +9,14 @@ Protocol (docs/formats/bfp.md, section 9): every selection is made on the
 validation split (the last --val training images, never test data); every
 reported accuracy is on the test set.
 
-- best uniform: the cheapest of the 42 uniform settings whose validation
-  accuracy is at least INT8's minus --tolerance points;
+- best uniform: the cheapest of the 42 uniform (E8M0) settings whose
+  validation accuracy is at least INT8's minus --tolerance points, and the
+  same with every setting at its narrowest lossless exponent (same
+  accuracies, fewer bits);
 - optimizer: the cheapest plan it confirms within --tolerance points of the
   best uniform's validation accuracy (equal accuracy), descending from its
-  frontier and from the best uniform setting, timed from its statistics to
+  frontier and from the best uniform setting, confirmed on the --confirm
+  training images before the validation ones, timed from its statistics to
   its last real check; also the plan it finds against INT8's
   accuracy minus the tolerance (what `bfp:search` does alone);
 - BitQ: the lowest (100 - acc)/100 + 0.2 DM/DM_max over one candidate list
@@ -51,7 +54,7 @@ def _plan_specs(ev: sb.PlanEvaluator, plan: tuple) -> dict:
 
 def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", tolerance: float = 0.2,
                   n_val: int = 10000, time_budget: float = 60.0, backend: str = "reference",
-                  test_limit: int | None = None, log=print) -> dict:
+                  test_limit: int | None = None, n_confirm: int = 20000, log=print) -> dict:
     """Run the whole comparison on one image model; returns the report dict."""
     from termshift.backends import get_backend
     from termshift.nn.datasets import load_image_data
@@ -68,7 +71,7 @@ def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", 
     xt, yt = data.x_test[:test_limit], data.y_test[:test_limit]
 
     # The INT8-target search (what `bfp:search` does on its own), timed by search_model.
-    ms = sb.search_model(model, data, tolerance, metric, n_val, time_budget, backend)
+    ms = sb.search_model(model, data, tolerance, metric, n_val, time_budget, backend, n_confirm)
     ev, layers, fixed = ms.evaluator, ms.layers, ms.fixed
     int8_graph = lower(model, data.calibration(), "int:bits=8")
     n_val = sum(len(y) for y in ev.y)
@@ -81,11 +84,19 @@ def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", 
     # --- uniform grid on the validation split, checked against the same target
     uni = []
     for j, p in enumerate(sb.CANDIDATES):
-        plan = (j,) * len(layers)
+        plan = sb.uniform_plan(layers, p)
         uni.append({"label": p.label(), "plan": plan, "val": ev.accuracy(plan), "meets": ev.meets(plan, tolerance / 100),
                     "cost": sb.plan_cost(layers, plan, metric, fixed), "bits": sb.plan_cost(layers, plan, "bits")})
     meeting = [u for u in uni if u["meets"]]
     best_uni = min(meeting, key=lambda u: u["cost"]) if meeting else max(uni, key=lambda u: u["val"])
+    # The same grid with every setting at its narrowest lossless exponent: the
+    # same integers out of the graph (so the same accuracies and checks), fewer
+    # bits; the baseline that separates per-layer choice from exponent width.
+    for u in uni:
+        q = sb.narrowest_lossless(layers, sb.CANDIDATES[u["plan"][0]])
+        u["narrow"] = sb.uniform_plan(layers, q)
+        u["narrow_cost"] = sb.plan_cost(layers, u["narrow"], metric, fixed)
+    best_uni_e = min(meeting, key=lambda u: u["narrow_cost"]) if meeting else best_uni
 
     # --- the optimizer at equal accuracy: within --tolerance points of the best
     # uniform's validation accuracy (paired with its predictions), timed from its statistics on
@@ -96,9 +107,14 @@ def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", 
     ev2 = sb.PlanEvaluator(ev.graph, layers, data.x_train[-n_val:], data.y_train[-n_val:], be)
     t_setup = time.perf_counter() - t0
     ev2.set_reference(ev2.graph_of(best_uni["plan"]))  # the target: not timed
+    held = sb.confirm_split(data, n_val, n_confirm)
+    conf = None
+    if held is not None:
+        conf = sb.PlanEvaluator(ev.graph, layers, *held, be, cache_bytes=1 << 28)
+        conf.set_reference(conf.graph_of(best_uni["plan"]))
     t1 = time.perf_counter()
     res = sb.search(layers, ev2, tolerance / 100, metric, max(1.0, time_budget - t_setup), fixed,
-                    starts=(best_uni["plan"],))
+                    starts=(best_uni["plan"],), confirm=conf)
     search_s = t_setup + time.perf_counter() - t1
     opt_val = ev2.accuracy(res.plan)
     log(f"[{model_name}] search at the best uniform's accuracy ({best_uni['label']}, {100 * best_uni['val']:.2f} % "
@@ -126,6 +142,8 @@ def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", 
     rows = {
         "int8": {**_graph_figures(int8_graph, xt, yt, be), "val": ms.int8_val},
         "best_uniform": {**on_test(best_uni["plan"]), "val": best_uni["val"], "plan": best_uni["label"]},
+        "best_uniform_narrow_e": {**on_test(best_uni_e["narrow"]), "val": ev.accuracy(best_uni_e["narrow"]),
+                                  "plan": ev.candidates[best_uni_e["narrow"][0]].label()},
         "optimizer": {**on_test(res.plan), "val": opt_val, "plan": _plan_specs(ev, res.plan)},
         "optimizer_int8_target": {**on_test(ms.result.plan), "val": ev.accuracy(ms.result.plan),
                                   "plan": _plan_specs(ev, ms.result.plan)},
@@ -138,12 +156,16 @@ def compare_model(model_name: str, dataset: str = "auto", metric: str = "bits", 
         grid.append({"label": u["label"], "val": u["val"], **on_test(u["plan"])})
     key = "bits" if metric == "bits" else "energy_j"
     saving = 1.0 - rows["optimizer"][key] / rows["best_uniform"][key]
+    saving_e = 1.0 - rows["optimizer"][key] / rows["best_uniform_narrow_e"][key]
     report = {
         "model": model_name, "dataset": data.name, "metric": metric, "tolerance_points": tolerance,
-        "validation_images": n_val, "test_images": int(len(yt)), "target_val_accuracy": target,
+        "validation_images": n_val, "confirm_images": 0 if conf is None else sum(len(y) for y in conf.y),
+        "hold_out": None if conf is None else {"optimizer": conf.accuracy(res.plan),
+                                               "best_uniform": conf.accuracy(best_uni["plan"])},
+        "test_images": int(len(yt)), "target_val_accuracy": target,
         "float_test_accuracy": float_acc, "search_seconds": search_s, "search_evaluations": len(res.steps),
         "frontier_size": len(res.frontier), "met_target": res.met_target, "rows": rows, "uniform": grid,
-        "saving_vs_best_uniform": saving, "int8_target_search_seconds": ms.seconds,
+        "saving_vs_best_uniform": saving, "saving_vs_best_uniform_narrow_e": saving_e, "int8_target_search_seconds": ms.seconds,
         "steps": [{"phase": ph, "plan": _plan_specs(ev, pl), "cost": c, "meets": ok} for ph, pl, c, ok in res.steps],
     }
     log(format_report(report))
@@ -162,13 +184,15 @@ def format_report(r: dict) -> str:
         val = f"{100 * row['val']:7.2f}" if "val" in row else f"{'':>7}"
         lines.append(f"{name:<22} {val} {100 * row['accuracy']:7.2f} {row['bits']:>11,} {row['bits_per_weight']:8.2f} "
                      f"{row['energy_j'] * 1e6:10.3f}  {plan}")
-    lines.append(f"optimizer: {100 * r['saving_vs_best_uniform']:.1f} % less {unit} than the best uniform setting; "
+    lines.append(f"optimizer: {100 * r['saving_vs_best_uniform']:.1f} % less {unit} than the best uniform setting "
+                 f"({100 * r['saving_vs_best_uniform_narrow_e']:.1f} % at its narrowest lossless exponent); "
                  f"search {r['search_seconds']:.1f} s, {r['search_evaluations']} real evaluations, "
                  f"frontier {r['frontier_size']} plans")
     return "\n".join(lines)
 
 
 _ROW_NAMES = {"int8": "INT8 (int:bits=8)", "best_uniform": "best uniform BFP",
+              "best_uniform_narrow_e": "best uniform, narrowest lossless exponent",
               "optimizer": "optimizer, within tol of best uniform", "optimizer_int8_target": "optimizer, INT8 - tol",
               "bitq": "BitQ rule", "optimizer_at_bitq_dm": "optimizer at BitQ's DM"}
 
@@ -181,7 +205,10 @@ def format_markdown(reports: list[dict]) -> str:
         out += [f"### {r['model'].upper()} on {r['dataset']}", "",
                 f"Validation: {r['validation_images']} images, target {100 * r['target_val_accuracy']:.2f} % "
                 f"(INT8 {100 * t['int8']['val']:.2f} % - {r['tolerance_points']} points); test: {r['test_images']} "
-                f"images; float model {100 * r['float_test_accuracy']:.2f} % on test.", "",
+                f"images; float model {100 * r['float_test_accuracy']:.2f} % on test"
+                + (f"; hold-out confirmation on {r['confirm_images']} training images before the validation ones "
+                   f"(optimizer {100 * r['hold_out']['optimizer']:.2f} %, best uniform "
+                   f"{100 * r['hold_out']['best_uniform']:.2f} % there)." if r.get("hold_out") else "."), "",
                 "| configuration | plan | val % | test % | bits moved / inference | bits / weight | energy uJ |",
                 "|---|---|---|---|---|---|---|"]
         for key, row in t.items():
@@ -190,10 +217,12 @@ def format_markdown(reports: list[dict]) -> str:
             out.append(f"| {_ROW_NAMES.get(key, key)} | {plan} | {100 * row['val']:.2f} | {100 * row['accuracy']:.2f} | "
                        f"{row['bits']:,} | {row['bits_per_weight']:.2f} | {row['energy_j'] * 1e6:.2f} |")
         out += ["", f"Optimizer vs best uniform: {100 * r['saving_vs_best_uniform']:.1f} % fewer "
-                    f"{'bits moved' if r['metric'] == 'bits' else 'joules'}; search {r['search_seconds']:.1f} s "
+                    f"{'bits moved' if r['metric'] == 'bits' else 'joules'} "
+                    f"({100 * r['saving_vs_best_uniform_narrow_e']:.1f} % against the best uniform at its narrowest "
+                    f"lossless exponent); search {r['search_seconds']:.1f} s "
                     f"({r['search_evaluations']} real checks, frontier {r['frontier_size']} plans); the INT8-target "
                     f"search alone took {r['int8_target_search_seconds']:.1f} s.", "",
-                "<details><summary>all 42 uniform settings</summary>", "",
+                f"<details><summary>all {len(r['uniform'])} uniform settings</summary>", "",
                 "| setting | val % | test % | bits moved | energy uJ |", "|---|---|---|---|---|"]
         for g in sorted(r["uniform"], key=lambda g: g["bits"]):
             out.append(f"| {g['label']} | {100 * g['val']:.2f} | {100 * g['accuracy']:.2f} | {g['bits']:,} | "
@@ -248,16 +277,20 @@ def main(argv=None) -> int:
     parser.add_argument("--metric", default="bits", choices=sb.METRICS, help="what the optimizer minimizes")
     parser.add_argument("--tolerance", type=float, default=0.2, help="points below INT8's validation accuracy allowed")
     parser.add_argument("--val", type=int, default=10000, help="validation images (the last N training images)")
+    parser.add_argument("--confirm", type=int, default=20000,
+                        help="hold-out images (just before the validation ones) the answer is confirmed on; 0: none")
     parser.add_argument("--time-budget", type=float, default=60.0, help="seconds for the optimizer")
     parser.add_argument("--backend", default="reference", choices=("reference", "csim"))
     parser.add_argument("--test-limit", type=int, help="score only the first N test images")
     parser.add_argument("--out", type=Path, default=Path("out/bfp"))
     args = parser.parse_args(argv)
+    if args.confirm < 0:
+        parser.error("--confirm must be 0 or more")
     if args.val < 1 or (args.test_limit is not None and args.test_limit < 1) or args.time_budget <= 0:
         parser.error("--val, --test-limit and --time-budget must be positive")
     try:
         reports = [compare_model(m, args.dataset, args.metric, args.tolerance, args.val, args.time_budget,
-                                 args.backend, args.test_limit) for m in (args.model or list(IMAGE_MODELS))]
+                                 args.backend, args.test_limit, args.confirm) for m in (args.model or list(IMAGE_MODELS))]
     except (ValueError, ImportError, OSError) as exc:
         print(f"bfp-search: error: {exc}", file=sys.stderr)
         return 2
