@@ -17,7 +17,8 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "un", "##aff", "##able", "af
          "miss", "bennet", "said", "she", "was", "not", "at", "all", "."]
 CFG = MiniLMConfig(hidden=32, heads=2, layers=2, intermediate=64, vocab=len(VOCAB), max_positions=64)
 FORMATS = ["int:bits=8", "int:bits=4", "pot:bits=4", "pot:bits=3", "tr:bits=8,group=8,budget=10,data_terms=3",
-           "bfp:block=16,mantissa=4", "teq:bits=4", "teq:widths=" + "/".join(["5", "4", "6"] * 4)]
+           "bfp:block=16,mantissa=4", "teq:bits=4", "teq:bits=4,fit=mse,granularity=channel",
+           "teq:widths=" + "/".join(["5", "4", "6"] * 4)]
 OP_KEYS = {"int": "macs", "pot": "shift_adds", "tr": "term_pairs", "bfp": "bfp_pp_rows", "teq": "teq_pairs"}
 
 

@@ -166,3 +166,22 @@ def test_lowering_hook_gives_the_same_layer(digits, graph4):
         fmt.quantize_layer(inp.w2d, "teq:widths=3/4/3", inp.x, inp.s_in, inp.signed, 3)
     with pytest.raises(ValueError, match="needs the per-layer widths"):
         fmt.quantize_layer(inp.w2d, "teq", inp.x, inp.s_in, inp.signed, 0)
+
+
+def test_fit_and_granularity_options_reach_the_image_lowering(digits, reference, csim_fast):
+    # fit=mse / granularity=channel change only the host's fit and per-channel
+    # scales: the graph keeps them in its spec, rows get their own s_w, and the
+    # C-sim engine still matches the reference bit for bit.
+    data, model = digits
+    graph = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4,fit=mse,granularity=channel")
+    assert "fit=mse" in graph.fmt and "granularity=channel" in graph.fmt
+    plain = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4")
+    for node, base in zip(graph.gemm_nodes(), plain.gemm_nodes(), strict=True):
+        assert np.unique(node.s_w).size > 1 and np.unique(base.s_w).size == 1
+    x = data.x_test[:100]
+    want = graph.run(x, reference, keep_raw=True)
+    got = graph.run(x, csim_fast, keep_raw=True)
+    for name in want.raw:
+        assert_array_equal(got.raw[name], want.raw[name])
+    acc = (want.output.argmax(1) == data.y_test[:100]).mean()
+    assert acc >= (plain.run(x, reference).output.argmax(1) == data.y_test[:100]).mean() - 0.1

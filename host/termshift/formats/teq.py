@@ -62,7 +62,20 @@ SPEC = {
                   "per-layer width: 'adaptive' (searched, docs/formats/teq.md section 7) or 3..7 for every layer"),
     "widths": Param("", _parse_widths, None, "explicit per-layer widths, e.g. 5/4/4 (what the adaptive search found)"),
     "beta": Param("off", str, {"on", "off"}, "fit the offset beta (costs two counter banks per PE) or keep beta = 0"),
+    "fit": Param("rmae", str, {"rmae", "mse"},
+                 "error the parameter search minimizes per tensor: rmae (sum|e| / sum|x|, the paper's) or mse "
+                 "(sum e^2 / sum x^2, which protects the largest values; docs/formats/teq.md section 6)"),
+    "granularity": Param("tensor", str, {"tensor", "channel"},
+                         "weight alpha per tensor, or per output channel on the layer's shared base (beta=off only)"),
 }
+
+FIT_LOSSES = ("rmae", "mse")
+
+
+def option_suffix(spec, keys=("beta", "fit", "granularity")) -> str:
+    """The non-default fitting options of a parsed `teq` spec as ',key=value'
+    text, so a spec rebuilt with explicit widths keeps them."""
+    return "".join(f",{k}={spec[k]}" for k in keys if spec[k] != SPEC[k].default)
 
 
 def layer_widths(spec, n_layers: int) -> list[int] | None:
@@ -173,23 +186,51 @@ class Magnitudes:
         self.v, counts = np.unique(m, return_counts=True)
         self.cnt = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
         self.sum = np.concatenate([[0.0], np.cumsum(self.v * counts)])
+        self.sq = np.concatenate([[0.0], np.cumsum(self.v * self.v * counts)])
         self.total = float(self.sum[-1])
+        self.total_sq = float(self.sq[-1])
         self.absmax = float(self.v[-1]) if self.v.size else 0.0
+
+    def _segments(self, lv: np.ndarray):
+        lv = np.atleast_2d(np.asarray(lv, np.float64))
+        n = self.v.size
+        bnd = np.searchsorted(self.v, _midpoints(lv), side="left")  # first value >= threshold goes up
+        hi = np.concatenate([bnd[:, 1:], np.full((lv.shape[0], 1), n)], axis=1)
+        lo = bnd
+        p = np.clip(np.searchsorted(self.v, lv, side="left"), lo, hi)
+        return lv, bnd, lo, p, hi
 
     def rmae(self, lv: np.ndarray) -> np.ndarray:
         """RMAE of nearest-level quantization onto each row of `lv` (C, L), levels increasing."""
         lv = np.atleast_2d(np.asarray(lv, np.float64))
         if self.total == 0:
             return np.zeros(lv.shape[0])
-        n = self.v.size
-        bnd = np.searchsorted(self.v, _midpoints(lv), side="left")  # first value >= threshold goes up
-        hi = np.concatenate([bnd[:, 1:], np.full((lv.shape[0], 1), n)], axis=1)
-        lo = bnd
-        p = np.clip(np.searchsorted(self.v, lv, side="left"), lo, hi)
+        lv, bnd, lo, p, hi = self._segments(lv)
         below = (self.cnt[p] - self.cnt[lo]) * lv - (self.sum[p] - self.sum[lo])
         above = (self.sum[hi] - self.sum[p]) - (self.cnt[hi] - self.cnt[p]) * lv
         err = self.sum[bnd[:, 0]] + (below + above).sum(axis=1)
         return np.maximum(err, 0.0) / self.total
+
+    def rmse2(self, lv: np.ndarray) -> np.ndarray:
+        """Relative squared error sum (x - Q(x))^2 / sum x^2 of each row of `lv`
+        (the `fit=mse` objective): each segment a level serves adds
+        cnt*l^2 - 2*l*sum + sumsq."""
+        lv = np.atleast_2d(np.asarray(lv, np.float64))
+        if self.total_sq == 0:
+            return np.zeros(lv.shape[0])
+        lv, bnd, lo, _, hi = self._segments(lv)
+        seg = ((self.cnt[hi] - self.cnt[lo]) * lv * lv - 2 * lv * (self.sum[hi] - self.sum[lo])
+               + (self.sq[hi] - self.sq[lo]))
+        err = self.sq[bnd[:, 0]] + seg.sum(axis=1)
+        return np.maximum(err, 0.0) / self.total_sq
+
+    def error(self, lv: np.ndarray, loss: str = "rmae") -> np.ndarray:
+        """The fit objective `loss` ("rmae" or "mse") of each row of `lv`."""
+        if loss == "rmae":
+            return self.rmae(lv)
+        if loss == "mse":
+            return self.rmse2(lv)
+        raise ValueError(f"fit loss must be one of {FIT_LOSSES}, got {loss!r}")
 
 
 def _grid_levels(base: float, L: int, top: np.ndarray, ratio: np.ndarray) -> np.ndarray:
@@ -213,6 +254,7 @@ def _params_from(top: float, ratio: float, base: float, L: int, signed: bool) ->
 class TensorFit:
     params: TeqParams
     rmae: float
+    score: float = float("nan")  # the objective the fit minimized (== rmae with fit=rmae)
 
 
 # Search constants (docs/formats/teq.md, section 6).
@@ -222,11 +264,14 @@ _REFINE_ROUNDS = 6
 _BASE_GRID = 40  # log-spaced bases per layer search
 
 
-def fit_tensor(mags: Magnitudes, base: float, L: int, beta: bool, signed: bool = True) -> TensorFit:
-    """Best (alpha, beta) for a fixed base: grid over the top level (and, with
-    beta, the bottom/top ratio), then pattern-search refinement in log space."""
+def fit_tensor(mags: Magnitudes, base: float, L: int, beta: bool, signed: bool = True,
+               loss: str = "rmae") -> TensorFit:
+    """Best (alpha, beta) for a fixed base under `loss` (`Magnitudes.error`):
+    grid over the top level (and, with beta, the bottom/top ratio), then
+    pattern-search refinement in log space. `rmae` of the result is its RMAE
+    whatever the loss."""
     if mags.total == 0:  # all-zero tensor: any grid is exact
-        return TensorFit(TeqParams(base ** -(L - 1), 0.0, base, L, signed), 0.0)
+        return TensorFit(TeqParams(base ** -(L - 1), 0.0, base, L, signed), 0.0, 0.0)
     fixed_ratio = base ** -(L - 1)
     tops = mags.absmax * _TOP_GRID
     if beta:
@@ -234,7 +279,7 @@ def fit_tensor(mags: Magnitudes, base: float, L: int, beta: bool, signed: bool =
         t, r = t.ravel(), r.ravel()
     else:
         t, r = tops, np.full(tops.size, fixed_ratio)
-    err = mags.rmae(_grid_levels(base, L, t, r))
+    err = mags.error(_grid_levels(base, L, t, r), loss)
     i = int(np.argmin(err))
     best_t, best_r, best = float(t[i]), float(r[i]), float(err[i])
     step_t, step_r = 2.0 ** 0.25, 2.0
@@ -243,14 +288,17 @@ def fit_tensor(mags: Magnitudes, base: float, L: int, beta: bool, signed: bool =
         fr = np.array([1 / step_r, 1.0, step_r]) if beta else np.ones(1)
         cand_t, cand_r = np.meshgrid(best_t * ft, best_r * fr, indexing="ij")
         cand_t, cand_r = cand_t.ravel(), np.minimum(cand_r.ravel(), 0.999)
-        err = mags.rmae(_grid_levels(base, L, cand_t, cand_r))
+        err = mags.error(_grid_levels(base, L, cand_t, cand_r), loss)
         j = int(np.argmin(err))
         if err[j] < best:
             best_t, best_r, best = float(cand_t[j]), float(cand_r[j]), float(err[j])
         step_t, step_r = step_t ** 0.5, step_r ** 0.5
     if not beta:  # exactly 0, so the engine's beta banks stay off
-        return TensorFit(TeqParams(best_t * fixed_ratio, 0.0, base, L, signed), best)
-    return TensorFit(_params_from(best_t, best_r, base, L, signed), best)
+        params = TeqParams(best_t * fixed_ratio, 0.0, base, L, signed)
+    else:
+        params = _params_from(best_t, best_r, base, L, signed)
+    r = best if loss == "rmae" else float(mags.rmae(params.magnitudes())[0])
+    return TensorFit(params, r, best)
 
 
 @dataclass(frozen=True)
@@ -275,19 +323,22 @@ def _bases(lw: int, la: int, n: int) -> np.ndarray:
     return 2.0 ** np.geomspace(1.0 / lmax, 20.0 / lmin, n)
 
 
-def fit_layer(w, a_codes, bits: int, a_signed: bool, beta: bool = False) -> LayerFit:
-    """Shared base b minimizing RMAE(weights) + RMAE(activation codes): 40
-    log-spaced bases, then golden-section refinement of log b around the best;
-    for each base, `fit_tensor` fits each tensor's own (alpha, beta)."""
+def fit_layer(w, a_codes, bits: int, a_signed: bool, beta: bool = False, loss: str = "rmae") -> LayerFit:
+    """Shared base b minimizing loss(weights) + loss(activation codes) (RMAE by
+    default, `Magnitudes.error`): 40 log-spaced bases, then golden-section
+    refinement of log b around the best; for each base, `fit_tensor` fits
+    each tensor's own (alpha, beta)."""
+    if loss not in FIT_LOSSES:
+        raise ValueError(f"fit loss must be one of {FIT_LOSSES}, got {loss!r}")
     bits = require_int(bits, "bits", BITS.start, BITS.stop - 1)
     wm = w if isinstance(w, Magnitudes) else Magnitudes(w)
     am = a_codes if isinstance(a_codes, Magnitudes) else Magnitudes(a_codes)
     lw, la = n_levels(bits, True), n_levels(bits, a_signed)
 
     def both(b: float) -> tuple[float, TensorFit, TensorFit]:
-        fw = fit_tensor(wm, b, lw, beta, True)
-        fa = fit_tensor(am, b, la, beta, a_signed)
-        return fw.rmae + fa.rmae, fw, fa
+        fw = fit_tensor(wm, b, lw, beta, True, loss)
+        fa = fit_tensor(am, b, la, beta, a_signed, loss)
+        return fw.score + fa.score, fw, fa
 
     grid = _bases(lw, la, _BASE_GRID)
     scores = [both(float(b))[0] for b in grid]

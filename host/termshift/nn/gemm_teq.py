@@ -60,6 +60,8 @@ class _Session:
     widths: list | None = None
     beta: bool = False
     cache: dict = field(default_factory=dict)  # (layer, bits, beta) -> (payload, s_w)
+    loss: str = "rmae"  # the spec's fit= option
+    per_channel: bool = False  # granularity=channel
     calls: int = 0
     last_bits: int = 0
 
@@ -67,20 +69,41 @@ class _Session:
 _SESSION: contextvars.ContextVar = contextvars.ContextVar("teq_lowering", default=None)
 
 
-def quantize_layer(w2d: np.ndarray, bits: int, inp: LayerInput, beta: bool) -> tuple[dict, np.ndarray]:
-    """Fit (shared base, per-tensor alpha/beta), quantize and tabulate one layer."""
-    fit = teq.fit_layer(w2d, inp.codes, bits, inp.signed, beta)
+def quantize_layer(w2d: np.ndarray, bits: int, inp: LayerInput, beta: bool, loss: str = "rmae",
+                   per_channel: bool = False) -> tuple[dict, np.ndarray]:
+    """Fit (shared base, per-tensor alpha/beta), quantize and tabulate one layer.
+
+    `loss`: the fit objective (`teq.fit_layer`). `per_channel` (beta = 0 only):
+    after the layer fit, each weight row n gets its own alpha_n on the shared
+    base; the tables keep the tensor fit's alpha_w, so row n's integer sums
+    count units of unit * alpha_n / alpha_w, which is its s_w[n]: the engine
+    and its tables are unchanged, only the host's per-channel scales move."""
+    if per_channel and beta:
+        raise ValueError("teq granularity=channel needs beta=off (the weight bank's table is per tensor)")
+    fit = teq.fit_layer(w2d, inp.codes, bits, inp.signed, beta, loss)
     wp, ap = fit.w.params, fit.a.params
     tables = teq.layer_tables(wp, ap)
+    s_w = np.full(w2d.shape[0], tables.unit)
+    if per_channel:
+        codes = np.empty(w2d.shape, np.int8)
+        deq = np.empty(w2d.shape)
+        for n, row in enumerate(np.asarray(w2d, np.float64)):
+            rp = teq.fit_tensor(teq.Magnitudes(row), wp.base, wp.levels, False, True, loss).params
+            codes[n] = teq.quantize(row, rp)
+            deq[n] = teq.dequantize(codes[n], rp)
+            s_w[n] = tables.unit * rp.alpha / wp.alpha
+        rmae_w = teq.rmae(w2d, deq)
+    else:
+        codes, rmae_w = teq.quantize(w2d, wp), fit.w.rmae
     payload = {
-        "w": teq.pack_codes(teq.quantize(w2d, wp), bits),
+        "w": teq.pack_codes(codes, bits),
         "lut": teq.activation_lut(ap, inp.signed),
         "p_table": tables.p, "w_table": tables.w, "a_table": tables.a,
         "bits": np.array([bits], np.int64),
         "params": np.array([wp.base, wp.alpha, wp.beta, ap.alpha, ap.beta, tables.unit, float(inp.signed),
-                            fit.w.rmae, fit.a.rmae]),
+                            rmae_w, fit.a.rmae]),
     }
-    return payload, np.full(w2d.shape[0], tables.unit)
+    return payload, s_w
 
 
 def layer_params(payload: dict) -> tuple[teq.TeqParams, teq.TeqParams]:
@@ -118,7 +141,7 @@ class TeqGemm:
             bits = int(spec["bits"])
         self._last_bits = float(bits)
         return quantize_layer(w2d, bits, LayerInput(f"gemm{index}", w2d, np.asarray(x), float(s_in), bool(signed)),
-                              spec["beta"] == "on")
+                              spec["beta"] == "on", spec["fit"], spec["granularity"] == "channel")
 
     def quantize_weights(self, w2d: np.ndarray, spec: FormatSpec) -> tuple[dict, np.ndarray]:
         s = _SESSION.get()
@@ -134,7 +157,7 @@ class TeqGemm:
         self._last_bits = float(bits)
         key = (i, bits, s.beta)
         if key not in s.cache:
-            s.cache[key] = quantize_layer(w2d, bits, s.inputs[i], s.beta)
+            s.cache[key] = quantize_layer(w2d, bits, s.inputs[i], s.beta, s.loss, s.per_channel)
         payload, s_w = s.cache[key]
         return dict(payload), s_w.copy()
 
@@ -232,8 +255,13 @@ def resolve(spec: str | FormatSpec) -> FormatSpec:
     return spec
 
 
-def _spec_for(widths: list[int], beta: bool) -> FormatSpec:
-    return parse(f"teq:widths={'/'.join(map(str, widths))},beta={'on' if beta else 'off'}")
+def _spec_for(widths: list[int], beta: bool, loss: str = "rmae", per_channel: bool = False) -> FormatSpec:
+    extra = ("" if loss == "rmae" else f",fit={loss}") + (",granularity=channel" if per_channel else "")
+    return parse(f"teq:widths={'/'.join(map(str, widths))},beta={'on' if beta else 'off'}{extra}")
+
+
+def _session_for(inputs: list, spec: FormatSpec) -> _Session:
+    return _Session(inputs, beta=spec["beta"] == "on", loss=spec["fit"], per_channel=spec["granularity"] == "channel")
 
 
 def _lower_with(session: _Session, model, calib: np.ndarray, widths: list[int]):
@@ -242,7 +270,7 @@ def _lower_with(session: _Session, model, calib: np.ndarray, widths: list[int]):
     session.widths, session.calls = list(widths), 0
     token = _SESSION.set(session)
     try:
-        graph = lower(model, calib, _spec_for(widths, session.beta))
+        graph = lower(model, calib, _spec_for(widths, session.beta, session.loss, session.per_channel))
     finally:
         _SESSION.reset(token)
     graph.meta["teq_widths"] = list(widths)
@@ -263,7 +291,7 @@ def lower_teq(model, calibration: np.ndarray, spec: str | FormatSpec = "teq:bits
                              "or evaluate_teq(...), or give teq:bits=N / teq:widths=a/b/...")
     if len(widths) != len(inputs) or any(w not in teq.BITS for w in widths):
         raise ValueError(f"widths must be {len(inputs)} integers in 3..7, got {widths}")
-    return _lower_with(_Session(inputs, beta=spec["beta"] == "on"), model, calib, widths)
+    return _lower_with(_session_for(inputs, spec), model, calib, widths)
 
 
 # ----------------------------------------------------------------------------- float surrogate
@@ -397,9 +425,11 @@ def greedy_widths(score, target: float, counts: list, levels: range = teq.BITS) 
 
 
 def search_widths(model, data, beta: bool = False, tol: float = 0.01, val_samples: int = VALIDATION_SAMPLES,
-                  inputs: list[LayerInput] | None = None, quiet: bool = True) -> SearchResult:
+                  inputs: list[LayerInput] | None = None, quiet: bool = True, fit: str = "rmae",
+                  per_channel: bool = False) -> SearchResult:
     """Smallest per-layer widths (3..7) whose validation accuracy stays within
-    `tol` of float (docs/formats/teq.md, section 7). Validation is the last
+    `tol` of float (docs/formats/teq.md, section 7); `fit`, `per_channel`: the
+    spec's fit= and granularity=channel options. Validation is the last
     `val_samples` training images (the test set is never looked at); every
     candidate runs on the float surrogate; no retraining. The search itself
     is `greedy_widths` (alone, repair, descend), with accuracy as the score.
@@ -412,12 +442,12 @@ def search_widths(model, data, beta: bool = False, tol: float = 0.01, val_sample
     f_acc = float_accuracy(model, xv, yv)[0]
     target = f_acc - tol
     inputs = inputs if inputs is not None else layer_inputs(model, calib)
-    session = _Session(inputs, beta=beta)
+    session = _Session(inputs, beta=beta, loss=fit, per_channel=per_channel)
     counts = [inp.w2d.size for inp in inputs]
     t_fit = time.perf_counter()
     for i in range(len(inputs)):  # every layer at every width, timed on its own
         for bits in teq.BITS:
-            session.cache[(i, bits, beta)] = quantize_layer(inputs[i].w2d, bits, inputs[i], beta)
+            session.cache[(i, bits, beta)] = quantize_layer(inputs[i].w2d, bits, inputs[i], beta, fit, per_channel)
     fit_seconds = time.perf_counter() - t_fit
     runner = _CandidateRunner(session, model, calib, xv)
     memo: dict = {}
@@ -459,7 +489,8 @@ def evaluate_teq(model_name: str, fmt: str = "teq", backend: str = "reference", 
     inputs = layer_inputs(model, calib)
     widths = teq.layer_widths(spec, len(inputs))
     if widths is None:
-        search = search or search_widths(model, data, beta=spec["beta"] == "on", inputs=inputs, quiet=quiet)
+        search = search or search_widths(model, data, beta=spec["beta"] == "on", inputs=inputs, quiet=quiet,
+                                         fit=spec["fit"], per_channel=spec["granularity"] == "channel")
         widths = search.widths
     t_fit = time.perf_counter()
     graph = lower_teq(model, calib, spec, widths=widths, inputs=inputs)

@@ -174,8 +174,12 @@ def searched_model(params: LSTMParams, corpus: CharCorpus, vocab: list[str], spe
         return quantize_lstm(params, stats, spec), {}
     val = lstm_search.validation_streams(corpus, vocab)
     if spec.name == "teq":
-        r = lstm_search.search_teq_widths(params, stats, val, beta=spec["beta"] == "on", quiet=quiet)
-        qm = quantize_lstm(params, stats, f"{r.spec},beta={spec['beta']}")
+        from termshift.formats.teq import option_suffix
+
+        options = option_suffix(spec, ("fit", "granularity"))
+        r = lstm_search.search_teq_widths(params, stats, val, beta=spec["beta"] == "on", quiet=quiet,
+                                          options=options)
+        qm = quantize_lstm(params, stats, f"{r.spec},beta={spec['beta']}{options}")
         return qm, {"widths": r.widths, "search": {
             "avg_bits": r.avg_bits, "val_bits_per_char": r.val_bpc, "float_val_bits_per_char": r.float_val_bpc,
             "target_bits_per_char": r.target_bpc, "evaluations": r.evaluations, "seconds": r.seconds,

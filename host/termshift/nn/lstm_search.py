@@ -182,14 +182,15 @@ class TeqSearch:
 
 
 def search_teq_widths(params: LSTMParams, stats: dict, streams, beta: bool = False, tol: float = TOLERANCE,
-                      quiet: bool = True) -> TeqSearch:
+                      quiet: bool = True, options: str = "") -> TeqSearch:
     """Smallest per-GEMM teq widths whose validation bits/char is within
     `tol` (relative) of float, candidates run on gemm_teq's float surrogate
-    (it differs from the engine only by the tables' rounding)."""
+    (it differs from the engine only by the tables' rounding); `options`:
+    further spec text for every candidate, e.g. ",fit=mse"."""
     from termshift.nn.gemm_teq import greedy_widths
 
     t0 = time.perf_counter()
-    suffix = ",beta=on" if beta else ""
+    suffix = (",beta=on" if beta else "") + options
     models = {bits: quantize_lstm(params, stats, f"teq:bits={bits}{suffix}") for bits in teq.BITS}
     runner = PlanRunner(models, streams, _surrogate())
     f_bpc = float_bpc(params, streams)

@@ -365,7 +365,10 @@ def build_quantized(fmt: str, n_calib: int = N_CALIB, act: str | None = None, qu
         from termshift.nn.minilm_search import search_teq_widths
 
         _log(quiet, "teq adaptive: searching per-Linear widths on train-split search sentences")
-        res = search_teq_widths(enc, calib, act=act, smooth=smooth, beta=spec["beta"] == "on", quiet=quiet)
+        from termshift.formats.teq import option_suffix
+
+        res = search_teq_widths(enc, calib, act=act, smooth=smooth, beta=spec["beta"] == "on", quiet=quiet,
+                                options=option_suffix(spec, ("fit", "granularity")))
         model = QuantizedMiniLM.from_spec(enc, calib, spec, act, widths=res.widths, smooth=smooth)
         model.meta["teq_search"] = res.summary()
         return model

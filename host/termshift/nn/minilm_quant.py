@@ -278,7 +278,9 @@ class QuantizedMiniLM:
         if widths is not None:
             if spec.name != "teq":
                 raise ValueError(f"widths are teq's per-layer widths, not {spec.name}'s")
-            spec = parse(f"teq:widths={'/'.join(map(str, widths))},beta={spec['beta']}")
+            from termshift.formats.teq import option_suffix
+
+            spec = parse(f"teq:widths={'/'.join(map(str, widths))}{option_suffix(spec)}")
         a_bits = int(spec["bits"]) if spec.name == "int" else 8
         if spec.name == "teq" and spec["bits"] == "adaptive" and not spec["widths"]:
             raise ValueError("teq (adaptive) needs the per-Linear widths: run termshift.nn.minilm_search."

@@ -146,15 +146,16 @@ class TeqSearch:
 
 def search_teq_widths(encoder: Encoder, calib: Calibration, texts: list[str] | None = None, act: str = "max",
                       smooth: float | None = None, beta: bool = False, tol: float = TEQ_TOL,
-                      quiet: bool = True) -> TeqSearch:
+                      quiet: bool = True, options: str = "") -> TeqSearch:
     """Smallest per-Linear teq widths whose search-sentence cosine meets the
-    target of the module docstring (candidates on the float surrogate)."""
+    target of the module docstring (candidates on the float surrogate);
+    ``options``: further spec text for every candidate, e.g. ",fit=mse"."""
     from termshift.nn.gemm_teq import SurrogateBackend, greedy_widths
 
     t0 = time.perf_counter()
     texts = search_sentences(TEQ_SEARCH_SENTENCES) if texts is None else list(texts)
     names = linear_names(encoder.cfg)
-    suffix = ",beta=on" if beta else ""
+    suffix = (",beta=on" if beta else "") + options
 
     def node_of(i, bits):
         return build_node(encoder, calib, i, f"teq:bits={bits}{suffix}", act, smooth)
