@@ -17,7 +17,7 @@ from termshift.formats.uniform import Requant
 
 def test_spec_strings():
     s = parse("teq")
-    assert (s["bits"], s["widths"], s["beta"]) == ("adaptive", "", "off")
+    assert (s["bits"], s["widths"], s["beta"], s["fit"], s["granularity"]) == ("adaptive", "", "off", "mse", "auto")
     assert parse("teq:bits=4")["bits"] == 4
     assert parse("teq:widths= 5/4 /3,beta=on")["widths"] == "5/4/3"
     assert teq.layer_widths(parse("teq:bits=6"), 3) == [6, 6, 6]
@@ -330,13 +330,28 @@ def test_mse_fit_keeps_the_outliers_rmae_clips():
 
 
 def test_fit_and_granularity_spec_options():
-    s = parse("teq:bits=5,fit=mse,granularity=channel")
-    assert (s["fit"], s["granularity"]) == ("mse", "channel")
-    assert teq.option_suffix(s) == ",fit=mse,granularity=channel"
+    s = parse("teq:bits=5,fit=rmae,granularity=tensor")
+    assert (s["fit"], s["granularity"]) == ("rmae", "tensor")
+    assert teq.option_suffix(s) == ",fit=rmae,granularity=tensor"
     assert teq.option_suffix(parse("teq:bits=5,beta=on")) == ",beta=on"
-    assert teq.option_suffix(parse("teq:bits=5")) == ""
+    assert teq.option_suffix(parse("teq:bits=5,fit=mse,granularity=auto")) == ""
     with pytest.raises(ValueError, match="out of range"):
         parse("teq:fit=l1")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("teq", True), ("teq:beta=on", False), ("teq:granularity=tensor", False),
+    ("teq:granularity=channel", True), ("teq:beta=on,granularity=tensor", False),
+])
+def test_granularity_auto_follows_beta(text, expected):
+    # the default is per-channel alpha, which the beta weight bank cannot hold,
+    # so plain beta=on must fall back to per-tensor rather than fail
+    assert teq.per_channel(parse(text)) is expected
+
+
+def test_channel_granularity_with_beta_is_refused():
+    with pytest.raises(ValueError, match="needs beta=off"):
+        teq.per_channel(parse("teq:beta=on,granularity=channel"))
 
 
 def test_per_channel_weights_run_on_the_unchanged_engine():

@@ -47,8 +47,9 @@ def test_graph_payload_and_contract(graph4, digits):
         wp, ap = gemm_teq.layer_params(p)
         assert wp.base == ap.base and wp.beta == 0.0 and ap.beta == 0.0  # beta=off by default
         assert not np.any(p["w_table"]) and not np.any(p["a_table"])
-        unit = p["params"][gemm_teq.PARAMS.index("unit")]
-        assert_array_equal(node.s_w, np.full(node.n_out, unit))  # s_w = table unit: acc * s_in * s_w is real
+        # granularity=auto (the default) is per-channel with beta=off: row n's
+        # s_w is the table unit scaled by alpha_n / alpha_w, so the rows differ
+        assert np.all(node.s_w > 0) and len(np.unique(node.s_w)) > 1
         codes = teq.unpack_codes(p["w"], node.k, 4)
         assert np.abs(codes).max() <= 7
     x = data.x_test[:64]
@@ -161,7 +162,8 @@ def test_lowering_hook_gives_the_same_layer(digits, graph4):
     node = list(graph4.gemm_nodes())[1]
     for key in node.payload:
         assert_array_equal(payload[key], node.payload[key])
-    assert_array_equal(s_w, node.s_w) and fmt.weight_bits(None) == 4.0
+    assert_array_equal(s_w, node.s_w)
+    assert fmt.weight_bits(None) == 4.0
     with pytest.raises(ValueError, match="no width for GEMM layer #3"):
         fmt.quantize_layer(inp.w2d, "teq:widths=3/4/3", inp.x, inp.s_in, inp.signed, 3)
     with pytest.raises(ValueError, match="needs the per-layer widths"):
@@ -171,13 +173,21 @@ def test_lowering_hook_gives_the_same_layer(digits, graph4):
 def test_fit_and_granularity_options_reach_the_image_lowering(digits, reference, csim_fast):
     # fit=mse / granularity=channel change only the host's fit and per-channel
     # scales: the graph keeps them in its spec, rows get their own s_w, and the
-    # C-sim engine still matches the reference bit for bit.
+    # C-sim engine still matches the reference bit for bit. They are the
+    # defaults; fit=rmae,granularity=tensor (the old ones) keeps s_w = table unit.
     data, model = digits
     graph = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4,fit=mse,granularity=channel")
     assert "fit=mse" in graph.fmt and "granularity=channel" in graph.fmt
-    plain = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4")
-    for node, base in zip(graph.gemm_nodes(), plain.gemm_nodes(), strict=True):
-        assert np.unique(node.s_w).size > 1 and np.unique(base.s_w).size == 1
+    default = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4")
+    assert default.fmt == graph.fmt
+    plain = gemm_teq.lower_teq(model, data.calibration(), "teq:bits=4,fit=rmae,granularity=tensor")
+    assert "fit=rmae" in plain.fmt and "granularity=tensor" in plain.fmt
+    for node, dflt, base in zip(graph.gemm_nodes(), default.gemm_nodes(), plain.gemm_nodes(), strict=True):
+        assert_array_equal(dflt.s_w, node.s_w)
+        assert_array_equal(dflt.payload["w"], node.payload["w"])
+        assert np.unique(node.s_w).size > 1
+        unit = base.payload["params"][gemm_teq.PARAMS.index("unit")]
+        assert_array_equal(base.s_w, np.full(base.n_out, unit))  # s_w = table unit: acc * s_in * s_w is real
     x = data.x_test[:100]
     want = graph.run(x, reference, keep_raw=True)
     got = graph.run(x, csim_fast, keep_raw=True)

@@ -7,8 +7,10 @@ with `gemm` bit for bit. This module owns, numpy only:
 
 - the codec: a nonzero code q means sign(q) * (alpha * base^(|q|-1) + beta),
   q = 0 means 0 (`TeqParams`, `quantize`, `dequantize`);
-- the offline parameter search minimizing RMAE (`fit_tensor`, `fit_layer`:
-  grid + refinement, one base shared by a layer's weights and activations);
+- the offline parameter search minimizing the relative squared error
+  (default) or RMAE (`fit_tensor`, `fit_layer`: grid + refinement, one base
+  shared by a layer's weights and activations), and which granularity a spec
+  asks for (`per_channel`);
 - the engine payload: packed n-bit weight codes (`pack_codes`), the 256-entry
   activation lookup table (`activation_lut`), the fixed-point tables
   (`layer_tables`);
@@ -62,11 +64,14 @@ SPEC = {
                   "per-layer width: 'adaptive' (searched, docs/formats/teq.md section 7) or 3..7 for every layer"),
     "widths": Param("", _parse_widths, None, "explicit per-layer widths, e.g. 5/4/4 (what the adaptive search found)"),
     "beta": Param("off", str, {"on", "off"}, "fit the offset beta (costs two counter banks per PE) or keep beta = 0"),
-    "fit": Param("rmae", str, {"rmae", "mse"},
-                 "error the parameter search minimizes per tensor: rmae (sum|e| / sum|x|, the paper's) or mse "
-                 "(sum e^2 / sum x^2, which protects the largest values; docs/formats/teq.md section 6)"),
-    "granularity": Param("tensor", str, {"tensor", "channel"},
-                         "weight alpha per tensor, or per output channel on the layer's shared base (beta=off only)"),
+    "fit": Param("mse", str, {"rmae", "mse"},
+                 "error the parameter search minimizes per tensor: mse (sum e^2 / sum x^2, which protects the "
+                 "largest values) or rmae (sum|e| / sum|x|, the paper's); docs/formats/teq.md section 6"),
+    # 'auto' rather than 'channel' so that plain `teq:beta=on` stays valid:
+    # the beta weight bank's table is per tensor, so per-channel alpha needs beta=off.
+    "granularity": Param("auto", str, {"auto", "tensor", "channel"},
+                         "weight alpha per output channel on the layer's shared base (channel, beta=off only) or "
+                         "per tensor; auto: channel with beta=off, tensor with beta=on"),
 }
 
 FIT_LOSSES = ("rmae", "mse")
@@ -76,6 +81,15 @@ def option_suffix(spec, keys=("beta", "fit", "granularity")) -> str:
     """The non-default fitting options of a parsed `teq` spec as ',key=value'
     text, so a spec rebuilt with explicit widths keeps them."""
     return "".join(f",{k}={spec[k]}" for k in keys if spec[k] != SPEC[k].default)
+
+
+def per_channel(spec) -> bool:
+    """Whether a parsed `teq` spec fits a weight alpha per output channel
+    (granularity=auto resolves by beta); channel with beta=on is refused."""
+    gran, beta = spec["granularity"], spec["beta"]
+    if gran == "channel" and beta == "on":
+        raise ValueError(f"{spec}: granularity=channel needs beta=off (the weight bank's table is per tensor)")
+    return gran == "channel" or (gran == "auto" and beta == "off")
 
 
 def layer_widths(spec, n_layers: int) -> list[int] | None:

@@ -141,7 +141,7 @@ class TeqGemm:
             bits = int(spec["bits"])
         self._last_bits = float(bits)
         return quantize_layer(w2d, bits, LayerInput(f"gemm{index}", w2d, np.asarray(x), float(s_in), bool(signed)),
-                              spec["beta"] == "on", spec["fit"], spec["granularity"] == "channel")
+                              spec["beta"] == "on", spec["fit"], teq.per_channel(spec))
 
     def quantize_weights(self, w2d: np.ndarray, spec: FormatSpec) -> tuple[dict, np.ndarray]:
         s = _SESSION.get()
@@ -256,12 +256,13 @@ def resolve(spec: str | FormatSpec) -> FormatSpec:
 
 
 def _spec_for(widths: list[int], beta: bool, loss: str = "rmae", per_channel: bool = False) -> FormatSpec:
-    extra = ("" if loss == "rmae" else f",fit={loss}") + (",granularity=channel" if per_channel else "")
+    # both options spelled out: the spec's defaults must not decide what the caller asked for
+    extra = f",fit={loss},granularity={'channel' if per_channel else 'tensor'}"
     return parse(f"teq:widths={'/'.join(map(str, widths))},beta={'on' if beta else 'off'}{extra}")
 
 
 def _session_for(inputs: list, spec: FormatSpec) -> _Session:
-    return _Session(inputs, beta=spec["beta"] == "on", loss=spec["fit"], per_channel=spec["granularity"] == "channel")
+    return _Session(inputs, beta=spec["beta"] == "on", loss=spec["fit"], per_channel=teq.per_channel(spec))
 
 
 def _lower_with(session: _Session, model, calib: np.ndarray, widths: list[int]):
@@ -490,7 +491,7 @@ def evaluate_teq(model_name: str, fmt: str = "teq", backend: str = "reference", 
     widths = teq.layer_widths(spec, len(inputs))
     if widths is None:
         search = search or search_widths(model, data, beta=spec["beta"] == "on", inputs=inputs, quiet=quiet,
-                                         fit=spec["fit"], per_channel=spec["granularity"] == "channel")
+                                         fit=spec["fit"], per_channel=teq.per_channel(spec))
         widths = search.widths
     t_fit = time.perf_counter()
     graph = lower_teq(model, calib, spec, widths=widths, inputs=inputs)

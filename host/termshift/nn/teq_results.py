@@ -71,9 +71,11 @@ def backends_agree(model_name: str, spec: str, dataset: str = "auto", exact_samp
 
 
 def teq_results(models=("mlp", "cnn"), backend: str = "csim", build: str = "fast", dataset: str = "auto",
-                limit: int | None = None, fixed=(4, 5), quiet: bool = True) -> dict:
+                limit: int | None = None, fixed=(4, 5), quiet: bool = True, options: str = "") -> dict:
     """Float, INT8 and TEQ (adaptive with beta off and on, and fixed widths)
-    on each model's test set, with the premise report of its tensors."""
+    on each model's test set, with the premise report of its tensors;
+    `options`: spec text added to every teq row, e.g. "fit=rmae,granularity=tensor"
+    (the defaults before they changed, docs/formats/teq.md section 12)."""
     from termshift.evaluate import evaluate_image_model
     from termshift.nn.datasets import load_image_data
     from termshift.nn.train import trained_model
@@ -84,13 +86,16 @@ def teq_results(models=("mlp", "cnn"), backend: str = "csim", build: str = "fast
                 evaluate_image_model(name, "int:bits=8", backend, dataset=dataset, build=build, limit=limit,
                                      quiet=quiet)]
         for fmt in ["teq", "teq:beta=on"] + [f"teq:bits={b}" for b in fixed]:
+            if options:
+                fmt += ("," if ":" in fmt else ":") + options
             rows.append(evaluate_teq(name, fmt, backend, dataset=dataset, build=build, limit=limit, quiet=quiet))
         data = load_image_data(dataset)
         t0 = time.perf_counter()
         premise = teq.premise_report(model_tensors(trained_model(name, data, quiet=True), data.calibration()))
         premise["seconds"] = time.perf_counter() - t0
         widths = "/".join(map(str, rows[2]["widths"]))
-        out[name] = {"rows": rows, "premise": premise, "agree": backends_agree(name, f"teq:widths={widths}", dataset)}
+        agree_spec = f"teq:widths={widths}" + ("," + options if options else "")
+        out[name] = {"rows": rows, "premise": premise, "agree": backends_agree(name, agree_spec, dataset)}
     return out
 
 
@@ -148,8 +153,11 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="auto")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test images")
     ap.add_argument("--json", type=str, default=None, help="also write the results here")
+    ap.add_argument("--options", default="",
+                    help="spec text added to every teq row, e.g. fit=rmae,granularity=tensor (the old defaults)")
     args = ap.parse_args(argv)
-    res = teq_results(tuple(args.models), args.backend, dataset=args.dataset, limit=args.limit)
+    res = teq_results(tuple(args.models), args.backend, dataset=args.dataset, limit=args.limit,
+                      options=args.options)
     print(format_results(res))
     if args.json:
         def plain(v):
