@@ -31,3 +31,28 @@ def csim_fast():
 @pytest.fixture(scope="session")
 def csim_exact():
     return get_backend("csim", build="exact")
+
+
+# CI has every dataset and optional package installed, so a skip there means a
+# test silently stopped testing: with TERMSHIFT_NO_SKIPS=1 (set by .ci/run) every
+# skip, at run time or at collection, is reported as a failure instead.
+def _no_skips() -> bool:
+    return os.environ.get("TERMSHIFT_NO_SKIPS") == "1"
+
+
+def _fail_skip(report, where: str) -> None:
+    if _no_skips() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped {where}, but TERMSHIFT_NO_SKIPS=1 forbids skips: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip(outcome.get_result(), "at run time")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip(outcome.get_result(), "at collection")
