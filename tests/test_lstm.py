@@ -133,8 +133,8 @@ def test_gate_gemms_dequantize_to_the_float_pre_activations(trained, test_ids, r
     W_ih x + b_ih + W_hh h + b_hh to within the rounding bounds."""
     _, _, params, qm = trained
     for L, Q in zip(params.layers, qm.layers):
-        for w, wq, s_w, b, bq, s_a in ((L.w_ih, Q.w_x, Q.s_wx, L.b_ih, Q.b_x, Q.s_in),
-                                       (L.w_hh, Q.w_h, Q.s_wh, L.b_hh, Q.b_h, Q.s_h)):
+        for w, wq, s_w, b, bq, s_a in ((L.w_ih, Q.ih.payload["w"], Q.ih.s_w, L.b_ih, Q.ih.bias, Q.s_in),
+                                       (L.w_hh, Q.hh.payload["w"], Q.hh.s_w, L.b_hh, Q.hh.bias, Q.s_h)):
             assert (np.abs(wq * s_w[:, None] - w) <= s_w[:, None] / 2 * (1 + 1e-9)).all()
             assert (np.abs(wq).max(axis=1) == 127).all()  # every row uses its full code range
             assert (np.abs(bq * (s_a * s_w) - b) <= s_a * s_w / 2 * (1 + 1e-9)).all()
@@ -142,10 +142,10 @@ def test_gate_gemms_dequantize_to_the_float_pre_activations(trained, test_ids, r
     Q, L = qm.layers[1], params.layers[1]
     xq = rng.integers(-127, 128, (4, Q.input_size)).astype(np.int8)
     hq = rng.integers(-127, 128, (4, Q.hidden)).astype(np.int8)
-    pre = Q.pre_activations(reference.gemm_int(xq, Q.w_x, Q.b_x).out, reference.gemm_int(hq, Q.w_h, Q.b_h).out)
+    pre = Q.pre_activations(reference.gemm_int(xq, Q.ih.payload["w"], Q.ih.bias).out, reference.gemm_int(hq, Q.hh.payload["w"], Q.hh.bias).out)
     want = (xq * Q.s_in) @ L.w_ih.T + L.b_ih + (hq * Q.s_h) @ L.w_hh.T + L.b_hh
-    bound = (Q.s_in * np.abs(xq).sum(1)[:, None] * Q.s_wx + Q.s_h * np.abs(hq).sum(1)[:, None] * Q.s_wh) / 2
-    assert (np.abs(pre - want) <= bound + Q.s_in * Q.s_wx + Q.s_h * Q.s_wh).all()
+    bound = (Q.s_in * np.abs(xq).sum(1)[:, None] * Q.ih.s_w + Q.s_h * np.abs(hq).sum(1)[:, None] * Q.hh.s_w) / 2
+    assert (np.abs(pre - want) <= bound + Q.s_in * Q.ih.s_w + Q.s_h * Q.hh.s_w).all()
 
 
 def test_int8_matches_float_within_tolerance(trained, test_ids, reference):
@@ -177,8 +177,8 @@ def test_calibration_never_touches_the_test_split(corpus, trained, monkeypatch):
     qm2 = lstm.quantized_model(params, other, vocab, "int:bits=8")
     assert qm2.calibration == qm.calibration and qm2.s_x == qm.s_x
     for a, b in zip(qm.layers, qm2.layers):
-        np.testing.assert_array_equal(a.w_x, b.w_x)
-        np.testing.assert_array_equal(a.w_h, b.w_h)
+        np.testing.assert_array_equal(a.ih.payload["w"], b.ih.payload["w"])
+        np.testing.assert_array_equal(a.hh.payload["w"], b.hh.payload["w"])
 
 
 def test_costs_per_token_follow_the_formulas(trained):
@@ -290,8 +290,8 @@ def test_lower_bits_still_run(trained, test_ids, corpus, reference):
     vocab, _, params, _ = trained
     q4 = lstm.quantized_model(params, corpus, vocab, "int:bits=4,granularity=tensor")
     L = q4.layers[0]
-    assert np.abs(L.w_x).max() == np.abs(L.w_h).max() == 7 and L.s_wx.size == L.s_wh.size == 4 * params.hidden
-    assert len(set(L.s_wx)) == 1  # per tensor: one scale
+    assert np.abs(L.ih.payload["w"]).max() == np.abs(L.hh.payload["w"]).max() == 7 and L.ih.s_w.size == L.hh.s_w.size == 4 * params.hidden
+    assert len(set(L.ih.s_w)) == 1  # per tensor: one scale
     assert np.isfinite(q4.run(test_ids[:, :10], reference).logits).all()
 
 

@@ -250,33 +250,8 @@ class QLSTMLayer:
     def input_size(self) -> int:
         return self.ih.k
 
-    # The `int` payload under its old names (other formats carry other arrays).
-    @property
-    def w_x(self) -> np.ndarray:
-        return self.ih.payload["w"]
-
-    @property
-    def w_h(self) -> np.ndarray:
-        return self.hh.payload["w"]
-
-    @property
-    def s_wx(self) -> np.ndarray:
-        return self.ih.s_w
-
-    @property
-    def s_wh(self) -> np.ndarray:
-        return self.hh.s_w
-
-    @property
-    def b_x(self) -> np.ndarray:
-        return self.ih.bias
-
-    @property
-    def b_h(self) -> np.ndarray:
-        return self.hh.bias
-
     def pre_activations(self, acc_x: np.ndarray, acc_h: np.ndarray) -> np.ndarray:
-        return acc_x * (self.s_in * self.s_wx) + acc_h * (self.s_h * self.s_wh)
+        return acc_x * (self.s_in * self.ih.s_w) + acc_h * (self.s_h * self.hh.s_w)
 
 
 @dataclass
@@ -314,18 +289,6 @@ class QuantLSTM:
     @property
     def hidden(self) -> int:
         return self.layers[-1].hidden
-
-    @property
-    def dec_w(self) -> np.ndarray:
-        return self.decoder.payload["w"]
-
-    @property
-    def dec_bias(self) -> np.ndarray:
-        return self.decoder.bias
-
-    @property
-    def dec_s_w(self) -> np.ndarray:
-        return self.decoder.s_w
 
     def gemm_nodes(self) -> list[QLinear]:
         """Every engine GEMM in model order (gemm_names)."""
