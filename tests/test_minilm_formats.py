@@ -220,3 +220,8 @@ def test_smooth_option_parsing():
     assert minilm.split_options("float") == ("float", None, None)
     with pytest.raises(ValueError, match="smooth="):
         minilm.split_options("int:bits=8,smooth=2")
+
+
+def test_teq_defaults_to_full_smoothing_and_others_to_half():
+    assert minilm.default_smooth("teq") == 1.0
+    assert minilm.default_smooth("int") == minilm.default_smooth("bfp") == minilm.DEFAULT_SMOOTH == 0.5

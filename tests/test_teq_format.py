@@ -367,7 +367,8 @@ def test_per_channel_weights_run_on_the_unchanged_engine():
     fmt = gemm_teq.TeqGemm()
     res = {}
     for gran in ("tensor", "channel"):
-        payload, s_w = fmt.quantize_layer(w, parse(f"teq:bits=5,fit=mse,granularity={gran}"), x, 0.01, True, 0)
+        payload, s_w = fmt.quantize_layer(w, parse(f"teq:bits=5,fit=mse,granularity={gran},round=nearest"), x,
+                                          0.01, True, 0)
         args = teq.validate_gemm_teq(codes.astype(np.int8), payload["w"], 96, 5, payload["lut"], payload["p_table"],
                                      payload["w_table"], payload["a_table"])
         acc = teq.gemm_args(args)
@@ -383,3 +384,108 @@ def test_per_channel_weights_run_on_the_unchanged_engine():
     assert res["channel"] < res["tensor"]
     with pytest.raises(ValueError, match="needs beta=off"):
         fmt.quantize_layer(w, parse("teq:bits=5,beta=on,granularity=channel"), x, 0.01, True, 0)
+
+
+# ----------------------------------------------------------------------------- round=gptq
+
+
+def _unit(levels: int = 7, base: float = 1.6) -> teq.TeqParams:
+    return teq.TeqParams(1.0, 0.0, base, levels, True)
+
+
+def test_gptq_with_uncorrelated_inputs_is_nearest_rounding():
+    # A diagonal second-moment matrix gives every column's error nowhere to go,
+    # so the codes must be the nearest levels of each row's grid.
+    rng = np.random.default_rng(11)
+    w = rng.laplace(0, 0.1, (9, 37))
+    scale = rng.uniform(0.005, 0.02, 9)
+    gram = np.diag(rng.uniform(0.1, 3.0, 37))
+    got = teq.gptq_round(w, scale, _unit(), gram)
+    assert_array_equal(got, teq.quantize(w / scale[:, None], _unit()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gptq_lowers_the_output_error_on_correlated_inputs(seed):
+    rng = np.random.default_rng(seed)
+    k, n = 48, 16
+    mix = rng.normal(size=(k, k)) * 0.3 + np.eye(k)
+    x = rng.laplace(size=(2000, k)) @ mix  # correlated input channels
+    w = rng.laplace(0, 0.1, (n, k))
+    scale = np.abs(w).max(1) / 1.6 ** 6
+    unit = _unit()
+
+    def out_err(q):
+        return np.linalg.norm(x @ (w - teq.dequantize(q, unit) * scale[:, None]).T)
+
+    q_near = teq.quantize(w / scale[:, None], unit)
+    q_gptq = teq.gptq_round(w, scale, unit, teq.input_gram(x))
+    assert np.abs(q_gptq).max() <= unit.levels
+    assert out_err(q_gptq) < 0.9 * out_err(q_near)
+    assert not np.array_equal(q_gptq, q_near)
+
+
+def test_gptq_rounds_dead_columns_to_zero_and_keeps_beta_grids():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 20))
+    x[:, [4, 17]] = 0.0  # inputs that never fire: their weights cannot matter
+    w = rng.normal(0, 0.2, (6, 20))
+    unit = teq.TeqParams(1.0, 0.5, 1.5, 7, True)  # beta=on grid: levels b^e + 0.5
+    q = teq.gptq_round(w, np.full(6, 0.05), unit, teq.input_gram(x))
+    assert np.all(q[:, [4, 17]] == 0)
+    assert np.abs(q).max() <= 7
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(row_scale=np.ones(5)), "row_scale must hold 6"),
+    (dict(row_scale=np.array([1, 1, 1, 1, 1, 0.0])), "finite positive"),
+    (dict(gram=np.eye(7)), r"gram must be \(8, 8\)"),
+    (dict(w2d=np.full((6, 8), np.nan)), "w2d"),
+    (dict(damp=0.0), "damp must be > 0"),
+])
+def test_gptq_names_bad_input(change, message):
+    args = dict(w2d=np.ones((6, 8)), row_scale=np.ones(6), unit=_unit(), gram=np.eye(8))
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        teq.gptq_round(**args)
+
+
+def test_input_gram_checks_its_rows():
+    assert_array_equal(teq.input_gram(np.array([[1.0, 2.0], [3.0, 0.0]])), np.array([[5.0, 1.0], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="input rows"):
+        teq.input_gram(np.ones(3))
+    with pytest.raises(ValueError, match="at least one"):
+        teq.input_gram(np.ones((0, 3)))
+
+
+def test_round_spec_option():
+    assert parse("teq")["round"] == "gptq"
+    s = parse("teq:bits=4,round=nearest")
+    assert s["round"] == "nearest" and teq.option_suffix(s) == ",round=nearest"
+    with pytest.raises(ValueError, match="round"):
+        parse("teq:round=up")
+
+
+def test_round_nearest_keeps_the_plain_codes_and_gptq_needs_input_rows():
+    from termshift.nn import gemm_teq
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(300, 40)) @ (np.eye(40) + 0.4 * rng.normal(size=(40, 40)))
+    w = rng.laplace(0, 0.1, (10, 40))
+    s_in = float(np.abs(x).max() / 127)
+    fmt = gemm_teq.TeqGemm()
+    near, s_near = fmt.quantize_layer(w, parse("teq:bits=4,round=nearest"), x, s_in, True, 0)
+    gptq, s_gptq = fmt.quantize_layer(w, parse("teq:bits=4"), x, s_in, True, 0)
+    for key in ("lut", "p_table", "params"):  # the fits are the same; only the weight codes move
+        if key == "params":
+            assert_array_equal(near[key][:7], gptq[key][:7])
+        else:
+            assert_array_equal(near[key], gptq[key])
+    assert_array_equal(s_near, s_gptq)
+    wp, _ = gemm_teq.layer_params(near)
+    unit = near["params"][gemm_teq.PARAMS.index("unit")]
+    rows = [teq.quantize(r, teq.TeqParams(wp.alpha * s / unit, 0.0, wp.base, wp.levels)) for r, s in
+            zip(w, s_near, strict=True)]
+    assert_array_equal(teq.unpack_codes(near["w"], 40, 4), np.stack(rows))
+    assert not np.array_equal(near["w"], gptq["w"])
+    with pytest.raises(ValueError, match="needs the GEMM's input rows"):
+        fmt.quantize_layer(w, parse("teq:bits=4"), x.reshape(300, 4, 10), s_in, True, 0)

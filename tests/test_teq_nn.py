@@ -132,8 +132,9 @@ def test_lowering_errors(digits, reference):
 def test_width_search_meets_its_target(digits):
     data, model = digits
     r = gemm_teq.search_widths(model, data, tol=0.01)
+    target = r.float_val_accuracy - (0.01 - gemm_teq.VALIDATION_MARGIN)  # part of the point held back
     assert len(r.widths) == 3 and all(w in teq.BITS for w in r.widths)
-    assert r.val_accuracy >= r.float_val_accuracy - 0.01
+    assert r.val_accuracy >= target
     counts = [64 * 512, 512 * 512, 512 * 10]
     assert r.avg_bits == pytest.approx(np.dot(r.widths, counts) / sum(counts))
     # descend stopped: narrowing any single layer further misses the target (or hits 3 bits)
@@ -142,7 +143,7 @@ def test_width_search_meets_its_target(digits):
         if w > teq.BITS.start:
             trial = list(r.widths)
             trial[i] -= 1
-            assert evaluated[tuple(trial)] < r.float_val_accuracy - 0.01
+            assert evaluated[tuple(trial)] < target
 
 
 def test_premise_report_over_a_model(digits):
@@ -195,3 +196,37 @@ def test_fit_and_granularity_options_reach_the_image_lowering(digits, reference,
         assert_array_equal(got.raw[name], want.raw[name])
     acc = (want.output.argmax(1) == data.y_test[:100]).mean()
     assert acc >= (plain.run(x, reference).output.argmax(1) == data.y_test[:100]).mean() - 0.1
+
+
+def test_gptq_rounding_on_a_convolution_uses_its_patches(reference, csim_fast):
+    # round=gptq weighs a conv's rounding errors by its im2col patches: the
+    # generic lower() (patches made on demand) and lower_teq (patches recorded
+    # with the calibration inputs) give the same graph, the codes differ from
+    # nearest rounding, and the engine still matches the reference exactly.
+    import torch
+    from torch import nn
+
+    from termshift.nn.im2col import conv_patches
+    from termshift.nn.lower import lower
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8 * 8, 4)).eval()
+    rng = np.random.default_rng(2)
+    # 2x2 blocks of equal pixels: neighbouring patch entries are correlated, so feedback has somewhere to go
+    calib = np.kron(rng.normal(size=(64, 2, 4, 4)), np.ones((1, 1, 2, 2))).astype(np.float32)
+    inputs = gemm_teq.layer_inputs(model, calib)
+    assert inputs[0].rows.shape == (64 * 8 * 8, 18) and inputs[1].rows is None
+    assert_array_equal(inputs[0].rows, conv_patches(model[0], calib))
+    via_lower = lower(model, calib, "teq:widths=4/4")
+    via_teq = gemm_teq.lower_teq(model, calib, "teq:widths=4/4")
+    nearest = gemm_teq.lower_teq(model, calib, "teq:widths=4/4,round=nearest")
+    for a, b, c in zip(via_lower.gemm_nodes(), via_teq.gemm_nodes(), nearest.gemm_nodes(), strict=True):
+        assert_array_equal(a.payload["w"], b.payload["w"])
+        assert_array_equal(a.s_w, b.s_w)
+        assert not np.array_equal(a.payload["w"], c.payload["w"])
+    x = rng.normal(size=(16, 2, 8, 8)).astype(np.float32)
+    want = via_lower.run(x, reference, keep_raw=True)
+    got = via_lower.run(x, csim_fast, keep_raw=True)
+    for name in want.raw:
+        assert_array_equal(got.raw[name], want.raw[name])
+    assert got.cycles == want.cycles

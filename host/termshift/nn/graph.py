@@ -268,11 +268,14 @@ class Pool2d(Node):
 
 def quantize_gemm(name: str, w2d: np.ndarray, b: np.ndarray | None, s_in: float, spec, *,
                   x_calib: np.ndarray | None = None, in_signed: bool = True, index: int = 0,
-                  requant: Requant | None = None, s_out: float = 1.0, a_bits: int = 8) -> QLinear:
+                  requant: Requant | None = None, s_out: float = 1.0, a_bits: int = 8,
+                  x_rows=None) -> QLinear:
     """One float Linear (w2d (N, K), bias (N,)) as a GEMM node in any format of
     nn/gemm_formats.py, fed codes of scale `s_in`. Formats fitted to their
     calibration activations too (teq) need `x_calib` (float inputs of this GEMM
-    on the calibration data) and `index` (the GEMM's position in its model).
+    on the calibration data) and `index` (the GEMM's position in its model);
+    where x_calib is not the GEMM's input rows (M, K) (a convolution's input),
+    `x_rows` gives them, or a callable that makes them when a format asks.
     The same call serves the fx-lowered chains, the LSTM gates and MiniLM's Linears."""
     from termshift.formats import parse
 
@@ -283,7 +286,8 @@ def quantize_gemm(name: str, w2d: np.ndarray, b: np.ndarray | None, s_in: float,
         if x_calib is None:
             raise ValueError(f"{name}: format {spec.name!r} fits each layer to its calibration activations; "
                              "pass x_calib (this GEMM's float inputs on the calibration data)")
-        payload, s_w = gf.quantize_layer(w2d, spec, np.asarray(x_calib), s_in, in_signed, index)
+        rows = x_rows() if callable(x_rows) else x_rows
+        payload, s_w = gf.quantize_layer(w2d, spec, np.asarray(x_calib), s_in, in_signed, index, x_rows=rows)
     else:
         payload, s_w = gf.quantize_weights(w2d, spec)
     bias = np.zeros(w2d.shape[0]) if b is None else np.asarray(b, np.float64)

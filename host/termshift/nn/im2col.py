@@ -32,6 +32,11 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padd
     return np.ascontiguousarray(view.transpose(0, 2, 3, 1, 4, 5)).reshape(b * ho * wo, c * kh * kw)
 
 
+def conv_patches(conv, x: np.ndarray) -> np.ndarray:
+    """The GEMM input rows of a torch Conv2d `conv` on float input x (B, C, H, W)."""
+    return im2col(np.asarray(x), tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding))
+
+
 def col2im_output(y: np.ndarray, batch: int, ho: int, wo: int) -> np.ndarray:
     """GEMM output (B * Ho * Wo, Cout) -> (B, Cout, Ho, Wo)."""
     return np.ascontiguousarray(y.reshape(batch, ho, wo, -1).transpose(0, 3, 1, 2))

@@ -12,6 +12,7 @@ requantizes to B-bit codes (unsigned after ReLU, symmetric signed otherwise).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from termshift.checks import as_float_array
 from termshift.formats import FormatSpec, parse, uniform
 from termshift.nn.gemm_formats import gemm_format
 from termshift.nn.graph import Flatten, Pool2d, QConv2d, QLinear, QuantGraph, QuantizeInput, ReLU, quantize_gemm
+from termshift.nn.im2col import conv_patches
 
 
 @dataclass
@@ -147,8 +149,10 @@ def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "in
                 w2 = w.reshape(w.shape[0], -1)
                 b = op.module.bias.detach().double().numpy() if op.module.bias is not None else None
                 index = sum(isinstance(n, (QLinear, QConv2d)) for n in nodes)
+                # patches only when a format asks (teq round=gptq): a callable
+                rows = partial(conv_patches, op.module, x.numpy()) if op.kind == "conv2d" else None
                 gemm = quantize_gemm(op.name, w2, b, s_act, spec, x_calib=x.numpy(), in_signed=act_signed,
-                                     index=index, a_bits=bits)
+                                     index=index, a_bits=bits, x_rows=rows)
                 if i == last:
                     rq, s_out = None, 1.0
                 else:

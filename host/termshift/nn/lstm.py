@@ -176,7 +176,7 @@ def searched_model(params: LSTMParams, corpus: CharCorpus, vocab: list[str], spe
     if spec.name == "teq":
         from termshift.formats.teq import option_suffix
 
-        options = option_suffix(spec, ("fit", "granularity"))
+        options = option_suffix(spec, ("fit", "granularity", "round"))
         r = lstm_search.search_teq_widths(params, stats, val, beta=spec["beta"] == "on", quiet=quiet,
                                           options=options)
         qm = quantize_lstm(params, stats, f"{r.spec},beta={spec['beta']}{options}")

@@ -17,7 +17,8 @@ sentence sets, the quality metric, and the per-inference cost rows.
   tables). Two MiniLM options may follow any of them: ``act=max|mse|rmse|pNN``
   (how the per-tensor activation clip is chosen on the calibration
   sentences; default :data:`DEFAULT_ACT`) and ``smooth=A|off`` (per-channel
-  smoothing of the LayerNorm-fed Linears; default :data:`DEFAULT_SMOOTH`),
+  smoothing of the LayerNorm-fed Linears; default :data:`DEFAULT_SMOOTH`,
+  :data:`FORMAT_SMOOTH` for teq),
   see :mod:`termshift.nn.minilm_quant`.
 * Sentences: each Austen split is cut into paragraphs
   (:func:`termshift.data.austen.paragraphs`), italics underscores dropped,
@@ -74,6 +75,15 @@ FORMATS_HELP = ("float, onnx-int8, and every engine format: int:bits=B, pot:...,
                 "to pick the activation clip")
 DEFAULT_ACT = "rmse"
 DEFAULT_SMOOTH: float | None = 0.5
+# teq moves the whole outlier range into the weights (alpha 1): its per-row
+# exponential weight grids take the range, its 4..7-bit activation grids
+# cannot (docs/results/minilm.md, "teq": 5 bits 0.942 at 0.5, 0.972 at 1.0).
+FORMAT_SMOOTH: dict = {"teq": 1.0}
+
+
+def default_smooth(kind: str) -> float | None:
+    """The smoothing strength a format gets when its spec gives no smooth=."""
+    return FORMAT_SMOOTH.get(kind, DEFAULT_SMOOTH)
 
 _ABBREV = {"Mr", "Mrs", "Dr", "St", "Messrs", "Col", "Capt", "Esq", "Rev", "Lt", "No", "Vol", "vol", "i.e", "e.g"}
 _END = re.compile(r"([.!?][\"')]*)\s+(?=[\"'(]*[A-Z])")
@@ -358,7 +368,7 @@ def build_quantized(fmt: str, n_calib: int = N_CALIB, act: str | None = None, qu
         # Calibrated on the network as shipped (int8 weights, float activations).
         return QuantizedMiniLM.from_int8_codes(_encoder("onnx"), _calibration("onnx", n_calib),
                                                load_int8_onnx_weights(), act)
-    smooth = DEFAULT_SMOOTH if fmt_smooth is None else (None if fmt_smooth < 0 else fmt_smooth)
+    smooth = default_smooth(kind) if fmt_smooth is None else (None if fmt_smooth < 0 else fmt_smooth)
     enc, calib = _encoder("fp32"), _calibration("fp32", n_calib)
     spec = parse(text)
     if kind == "teq" and spec["bits"] == "adaptive" and not spec["widths"]:
@@ -368,7 +378,7 @@ def build_quantized(fmt: str, n_calib: int = N_CALIB, act: str | None = None, qu
         from termshift.formats.teq import option_suffix
 
         res = search_teq_widths(enc, calib, act=act, smooth=smooth, beta=spec["beta"] == "on", quiet=quiet,
-                                options=option_suffix(spec, ("fit", "granularity")))
+                                options=option_suffix(spec, ("fit", "granularity", "round")))
         model = QuantizedMiniLM.from_spec(enc, calib, spec, act, widths=res.widths, smooth=smooth)
         model.meta["teq_search"] = res.summary()
         return model

@@ -47,6 +47,7 @@ MAIN_ROWS = [
     ("tr", "tr:bits=8,group=16,budget=32,data_terms=4,act=max,smooth=off"),
     ("teq", "teq:bits=4"),
     ("teq", "teq:bits=5"),
+    ("teq", "teq:bits=6"),
     ("teq", "teq"),
     ("bfp", "bfp:block=32,mantissa=8"),
     ("bfp", "bfp:search=on"),
@@ -127,7 +128,7 @@ def run(sentences: int = minilm.N_EVAL, sweep_sentences: int = 32, rows=None, sw
             r["energy_vs_int8"] = r["energy_j"] / base["energy_j"]
             r["cycles_vs_int8"] = r["cycles"] / base["cycles"]
     report = {"sentences": len(held), "cost_tokens": minilm.COST_TOKENS, "default_act": minilm.DEFAULT_ACT,
-              "default_smooth": minilm.DEFAULT_SMOOTH, "rows": results}
+              "default_smooth": minilm.DEFAULT_SMOOTH, "format_smooth": minilm.FORMAT_SMOOTH, "rows": results}
     if sweep:
         sw_held = minilm.heldout_sentences(sweep_sentences)
         report["bfp_sweep"] = {"sentences": len(sw_held), "rows": bfp_sweep(sw_held, enc.encode(sw_held), be)}
