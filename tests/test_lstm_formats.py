@@ -203,3 +203,22 @@ def test_bfp_search_meets_its_target_and_beats_or_ties_the_best_uniform(model):
     qm = lstm_quant.quantize_lstm(params, stats, "bfp:search=on", plan=r.plan)
     assert [n.fmt for n in qm.gemm_nodes()] == [str(parse(p)) for p in r.plan]
     assert lstm_search.PlanRunner({0: qm}, st, get_backend("reference")).bpc((0,) * 5) == pytest.approx(r.val_bpc)
+
+
+def test_teq_premise_tensors_are_the_engine_operands(model):
+    # The LSTM's premise tensors: every GEMM's weights, and each distinct GEMM
+    # input once, as the 8-bit codes quantize_lstm gives its engine calls.
+    from termshift.formats import teq
+    from termshift.nn.lstm_quant import teq_tensors
+
+    params, stats = model
+    t = teq_tensors(params, stats)
+    assert list(t) == ["lstm1_ih.weight", "x.input", "lstm1_hh.weight", "h1.input", "lstm2_ih.weight",
+                       "lstm2_hh.weight", "h2.input", "decoder.weight"]
+    np.testing.assert_array_equal(t["decoder.weight"][0], params.dec_w)
+    qm = lstm_quant.quantize_lstm(params, stats, "int:bits=8")
+    codes = t["h1.input"][0]
+    assert np.issubdtype(codes.dtype, np.integer) and 0 < np.abs(codes).max() <= 127
+    np.testing.assert_array_equal(codes, teq.activation_codes(stats["samples"]["h1"], qm.layers[0].s_h, True))
+    r = teq.premise_report(t, bits=(4,))
+    assert len(r["rows"]) == 8 and 0 <= r["share"][4] <= 1

@@ -225,3 +225,23 @@ def test_smooth_option_parsing():
 def test_teq_defaults_to_full_smoothing_and_others_to_half():
     assert minilm.default_smooth("teq") == 1.0
     assert minilm.default_smooth("int") == minilm.default_smooth("bfp") == minilm.DEFAULT_SMOOTH == 0.5
+
+
+def test_teq_premise_tensors_are_the_engine_operands(tiny):
+    # MiniLM's premise tensors: 36 weights as the format quantizes them
+    # (smoothed), and each Linear's input codes as build_node's node sees them,
+    # Q/K/V's shared input once per layer.
+    from termshift.formats import teq
+
+    enc, calib, _, _ = tiny
+    t = minilm_quant.teq_tensors(enc, calib, act="rmse", smooth=1.0)
+    names = linear_names(CFG)
+    assert sum(k.endswith(".weight") for k in t) == len(names)
+    assert sum(k.endswith(".input") for k in t) == 4 * CFG.layers
+    node, inv_t = minilm_quant.build_node(enc, calib, 4, "int:bits=8", act="rmse", smooth=1.0)
+    key = f"{node.name}.input"
+    want = minilm_quant.input_codes(calib.rows[names[4]], node, inv_t, 8)
+    np.testing.assert_array_equal(t[key][0], want)
+    t0 = minilm_quant.smoothing(enc, calib, names[0], 1.0)
+    np.testing.assert_allclose(t["L0.q.weight"][0], enc.w[names[0] + ".weight"] * t0)
+    assert teq.premise_report(t, bits=(4,))["share"][4] >= 0

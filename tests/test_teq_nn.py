@@ -153,6 +153,11 @@ def test_premise_report_over_a_model(digits):
     r = teq.premise_report(tensors, bits=(4,))
     assert len(r["rows"]) == 6 and 0.0 <= r["share"][4] <= 1.0
     assert all(row["rmae_exp"] > 0 and row["rmae_uniform"] > 0 for row in r["rows"])
+    from termshift.nn.teq_results import format_premise
+
+    lines = format_premise(r)
+    assert f"4 bits {100 * r['share'][4]:.0f}% of 6 tensors" in lines[0] and len(lines) == 7
+    assert lines[1].split()[0] == "fc1.weight" and f"{r['rows'][0]['rmae_exp']:.3f}/" in lines[1]
 
 
 def test_lowering_hook_gives_the_same_layer(digits, graph4):

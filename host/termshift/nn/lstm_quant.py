@@ -394,6 +394,29 @@ def quantize_lstm(params: LSTMParams, stats: dict, fmt: str | FormatSpec = "int:
                      calibration={k: float(stats[k]) for k in need})
 
 
+def teq_tensors(params: LSTMParams, stats: dict) -> dict:
+    """{name: (values, signed)} for ``teq.premise_report``: every GEMM's float
+    weights and the signed 8-bit input codes its engine calls receive (the
+    sampled calibration inputs); a layer's h feeds two GEMMs and is listed once."""
+    from termshift.formats import teq
+
+    names = gemm_names(len(params.layers))
+    samples = stats.get("samples", {})
+    out: dict = {}
+    weights = []
+    for l, L in enumerate(params.layers):
+        weights += [(L.w_ih, "x" if l == 0 else f"h{l}"), (L.w_hh, f"h{l + 1}")]
+    weights.append((params.dec_w, f"h{len(params.layers)}"))
+    for name, (w, key) in zip(names, weights, strict=True):
+        out[f"{name}.weight"] = (np.asarray(w, np.float64), True)
+        if key not in samples:
+            raise ValueError(f"calibration statistics lack the sampled inputs {key!r}; run calibrate()")
+        if f"{key}.input" not in out:
+            s_in = uniform.activation_scale(np.asarray(stats[key]), ACT_BITS, signed=True)
+            out[f"{key}.input"] = (teq.activation_codes(samples[key], s_in, True), True)
+    return out
+
+
 def _check_fixed(spec: FormatSpec) -> None:
     """Reject the specs that ask for a per-layer search (run by termshift.nn.lstm_search)."""
     if spec.name == "teq" and spec["bits"] == "adaptive" and not spec["widths"]:

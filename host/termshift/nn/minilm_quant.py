@@ -222,6 +222,16 @@ def build_node(encoder: Encoder, calib: Calibration, i: int, spec: str | FormatS
     """Linear ``i`` (model order) as a GEMM node in ``spec`` and the reciprocal
     smoothing factors its input is multiplied by before quantization (None
     without smoothing)."""
+    name, w, x, s_in, t = linear_operands(encoder, calib, i, act, smooth, a_bits)
+    node = quantize_gemm(short_name(name), w, encoder.w[name + ".bias"], s_in, _spec(spec), x_calib=x,
+                         in_signed=True, index=i, requant=None, a_bits=a_bits)
+    return node, (None if t is None else (1 / t).astype(np.float32))
+
+
+def linear_operands(encoder: Encoder, calib: Calibration, i: int, act: str = "max", smooth: float | None = None,
+                    a_bits: int = 8):
+    """What Linear ``i`` is quantized from: (name, weights (smoothed), sampled
+    calibration input rows (smoothed, or None), input code scale, smoothing factors or None)."""
     name = linear_names(encoder.cfg)[i]
     t = smoothing(encoder, calib, name, smooth)
     s_in = act_scale(clip_value(encoder, calib, name, act, a_bits, smooth), a_bits)
@@ -229,9 +239,24 @@ def build_node(encoder: Encoder, calib: Calibration, i: int, spec: str | FormatS
     x = calib.rows.get(name)
     if t is not None:
         w, x = w * t, (None if x is None else x / t)
-    node = quantize_gemm(short_name(name), w, encoder.w[name + ".bias"], s_in, _spec(spec), x_calib=x,
-                         in_signed=True, index=i, requant=None, a_bits=a_bits)
-    return node, (None if t is None else (1 / t).astype(np.float32))
+    return name, w, x, s_in, t
+
+
+def teq_tensors(encoder: Encoder, calib: Calibration, act: str = "max", smooth: float | None = None,
+                a_bits: int = 8) -> dict:
+    """{name: (values, signed)} for ``teq.premise_report``: every Linear's
+    weights and the 8-bit input codes its engine call receives (sampled
+    calibration rows), as the given ``act``/``smooth`` make them; Q, K and V
+    share one input, listed once (as ``Lk.qkv.input``)."""
+    out: dict = {}
+    for i in range(len(linear_names(encoder.cfg))):
+        name, w, x, s_in, _ = linear_operands(encoder, calib, i, act, smooth, a_bits)
+        short = short_name(name)
+        out[f"{short}.weight"] = (np.asarray(w), True)
+        key = short.split(".")[0] + ".qkv" if _input_key(name) != name else short
+        if x is not None and f"{key}.input" not in out:
+            out[f"{key}.input"] = (uniform.quantize(x, s_in, a_bits, signed=True), True)
+    return out
 
 
 def input_codes(x: np.ndarray, node: QLinear, inv_t: np.ndarray | None, a_bits: int) -> np.ndarray:

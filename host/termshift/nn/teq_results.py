@@ -128,18 +128,56 @@ def format_results(results: dict) -> str:
             verdict = "identical" if a["mismatches"] == 0 and a["cycles_equal"] else f"{a['mismatches']} MISMATCHES"
             lines.append(f"  reference vs C-sim {build} ({r['agree']['spec']}, {a['samples']} images): "
                          f"{a['outputs']:,} engine outputs, {verdict}")
-        p = r["premise"]
-        shares = ", ".join(f"{b} bits {100 * v:.0f}%" for b, v in p["share"].items())
-        lines.append(f"  premise: exponential grid beats uniform (RMAE, each fitted alone) on {shares} of "
-                     f"{len(p['rows']) // len(p['share'])} tensors")
-        by_tensor: dict = {}
-        for row in p["rows"]:
-            by_tensor.setdefault(row["tensor"], []).append(f"{row['rmae_exp']:.3f}/{row['rmae_uniform']:.3f}")
-        for tensor, cells in by_tensor.items():
-            lines.append(f"    {tensor:<16} RMAE exp/uniform at {'/'.join(str(b) for b in p['share'])} bits: "
-                         + "  ".join(cells))
+        lines += format_premise(r["premise"])
         lines.append("")
     return "\n".join(lines)
+
+
+def format_premise(p: dict, indent: str = "  ") -> list[str]:
+    """The premise report's lines: the share per width, then each tensor's RMAEs."""
+    shares = ", ".join(f"{b} bits {100 * v:.0f}%" for b, v in p["share"].items())
+    lines = [f"{indent}premise: exponential grid beats uniform (RMAE, each fitted alone) on {shares} of "
+             f"{len(p['rows']) // len(p['share'])} tensors"]
+    by_tensor: dict = {}
+    for row in p["rows"]:
+        by_tensor.setdefault(row["tensor"], []).append(f"{row['rmae_exp']:.3f}/{row['rmae_uniform']:.3f}")
+    for tensor, cells in by_tensor.items():
+        lines.append(f"{indent}  {tensor:<16} RMAE exp/uniform at {'/'.join(str(b) for b in p['share'])} bits: "
+                     + "  ".join(cells))
+    return lines
+
+
+def sequence_model_tensors(name: str) -> dict:
+    """The premise report's tensors of the LSTM or MiniLM as teq's defaults
+    quantize them: weights and the 8-bit input codes of every GEMM (MiniLM:
+    smoothed with teq's default strength)."""
+    if name == "lstm":
+        from termshift.nn import lstm
+        from termshift.nn.lstm_model import export_params, trained_lstm
+        from termshift.nn.lstm_quant import calibrate, teq_tensors
+
+        corpus = lstm.load_corpus("austen")
+        vocab = lstm.char_vocab(corpus.train)
+        model = trained_lstm(corpus.name, lstm.encode_chars(corpus.train, vocab), vocab, quiet=True)
+        params = export_params(model)
+        return teq_tensors(params, calibrate(params, lstm.calibration_streams(corpus, vocab)))
+    if name == "minilm":
+        from termshift.nn import minilm
+        from termshift.nn.minilm_quant import teq_tensors
+
+        return teq_tensors(minilm._encoder("fp32"), minilm._calibration("fp32", minilm.N_CALIB),
+                           act=minilm.DEFAULT_ACT, smooth=minilm.default_smooth("teq"))
+    raise ValueError(f"premise tensors: expected lstm or minilm, got {name!r}")
+
+
+def sequence_premise(models=("lstm", "minilm"), bits=(3, 4, 5, 6)) -> dict:
+    out = {}
+    for name in models:
+        t0 = time.perf_counter()
+        report = teq.premise_report(sequence_model_tensors(name), bits)
+        report["seconds"] = time.perf_counter() - t0
+        out[name] = report
+    return out
 
 
 def main(argv=None) -> int:
@@ -148,7 +186,9 @@ def main(argv=None) -> int:
     from termshift.atomic import write_json_atomic
 
     ap = argparse.ArgumentParser(description="TEQ results: accuracy, bits and modeled energy vs float and INT8.")
-    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    ap.add_argument("--models", nargs="*", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    ap.add_argument("--premise", nargs="*", default=[], choices=["lstm", "minilm"],
+                    help="also the premise report of these models' tensors (docs/formats/teq.md section 13)")
     ap.add_argument("--backend", default="csim", choices=["reference", "csim"])
     ap.add_argument("--dataset", default="auto")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N test images")
@@ -159,6 +199,11 @@ def main(argv=None) -> int:
     res = teq_results(tuple(args.models), args.backend, dataset=args.dataset, limit=args.limit,
                       options=args.options)
     print(format_results(res))
+    if args.premise:
+        res["premise"] = sequence_premise(tuple(args.premise))
+        for name, p in res["premise"].items():
+            print(f"{name.upper()} ({p['seconds']:.1f} s)")
+            print("\n".join(format_premise(p)))
     if args.json:
         def plain(v):
             if isinstance(v, dict):
