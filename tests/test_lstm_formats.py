@@ -12,7 +12,7 @@ from termshift.formats import parse
 from termshift.nn import lstm, lstm_quant, lstm_search
 from termshift.nn.gemm_teq import greedy_widths
 
-FORMATS = ["int:bits=8", "int:bits=5,granularity=tensor", "pot:bits=4", "pot:bits=3,rounding=log",
+FORMATS = ["int:bits=8", "int:bits=5,granularity=tensor", "pot:bits=4", "pot:bits=3,rounding=log", "pot:bits=3,round=gptq",
            "tr", "tr:bits=4,group=8,budget=5,data_terms=2,encoding=binary", "bfp", "bfp:block=8,mantissa=4",
            "teq:bits=4", "teq:widths=3/4/5/6/7,beta=on"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from termshift.formats import parse
 from termshift.energy.model import summarize
 from termshift.nn import minilm, minilm_quant, minilm_search, wordpiece
 from termshift.nn.gemm_formats import gemm_format
@@ -16,7 +17,7 @@ from termshift.nn.minilm_model import Encoder, MiniLMConfig, linear_names
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "un", "##aff", "##able", "aff", "!", ",", "cafe", "##s", "a",
          "miss", "bennet", "said", "she", "was", "not", "at", "all", "."]
 CFG = MiniLMConfig(hidden=32, heads=2, layers=2, intermediate=64, vocab=len(VOCAB), max_positions=64)
-FORMATS = ["int:bits=8", "int:bits=4", "pot:bits=4", "pot:bits=3", "tr:bits=8,group=8,budget=10,data_terms=3",
+FORMATS = ["int:bits=8", "int:bits=4", "pot:bits=4", "pot:bits=3", "pot:bits=3,round=gptq", "tr:bits=8,group=8,budget=10,data_terms=3",
            "bfp:block=16,mantissa=4", "teq:bits=4", "teq:bits=4,fit=mse,granularity=channel",
            "teq:widths=" + "/".join(["5", "4", "6"] * 4)]
 OP_KEYS = {"int": "macs", "pot": "shift_adds", "tr": "term_pairs", "bfp": "bfp_pp_rows", "teq": "teq_pairs"}
@@ -87,7 +88,7 @@ def test_cost_rows_come_from_each_format(tiny, fmt):
         assert all("conventional_term_pairs" in r.ops for r in engine)
         assert engine[0].ops["conventional_term_pairs"] == t * engine[0].weight_count * 8 * 8
     if kind in ("int", "pot") and "bits=8" not in fmt:
-        assert all(r.bits_per_weight == int(fmt[-1]) for r in engine)
+        assert all(r.bits_per_weight == parse(fmt.split(",")[0])["bits"] for r in engine)
     if kind == "teq":
         assert all(r.weight_storage_bits == model.nodes[n].payload["bits"][0] for r, n in zip(engine, linear_names(CFG)))
     total = summarize(rows)["total"]

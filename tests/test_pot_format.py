@@ -21,7 +21,7 @@ from termshift.formats import parse, pot, uniform
 def test_spec_defaults_and_roundtrip():
     spec = parse("pot")
     assert spec.params == {"bits": 4, "rounding": "linear", "granularity": "channel", "scale": "float",
-                           "sparsity": 0.0}
+                           "sparsity": 0.0, "round": "nearest"}
     spec = parse("pot:bits=3,rounding=log,granularity=tensor,scale=pow2,sparsity=0.5")
     assert (spec["bits"], spec["rounding"], spec["granularity"], spec["scale"], spec["sparsity"]) == (
         3, "log", "tensor", "pow2", 0.5)
@@ -322,3 +322,48 @@ def test_gemm_by_hand():
     assert pot.gemm(a, w, 4, 6, bias).tolist() == [[3 * 64 - 200 * 16 + 1, 200 - 1, -3 + 200 * 32]]
     rq = uniform.Requant(np.array([1, 1, 1], np.int32), 4, 0, 255)
     assert pot.gemm(a, w, 4, 6, bias, rq).tolist() == [[0, 12, 255]]
+
+
+def test_gptq_rounding_keeps_the_grid_and_lowers_the_output_error():
+    # round=gptq: same per-channel scales and levels, codes chosen with error
+    # feedback; on correlated inputs the layer's output error drops, and with
+    # uncorrelated ones (diagonal second moments) the codes are nearest rounding.
+    from termshift.formats import gptq
+
+    rng = np.random.default_rng(4)
+    k = 64
+    x = rng.laplace(size=(3000, k)) @ (np.eye(k) + 0.3 * rng.normal(size=(k, k)))
+    w = rng.normal(0, 0.1, (24, k))
+    near = pot.quantize_layer(w, 4)
+    fed = pot.quantize_layer(w, 4, gram=gptq.input_gram(x))
+    np.testing.assert_array_equal(near.scale, fed.scale)
+    assert fed.emax == near.emax and np.abs(fed.codes).max() <= pot.max_levels(4)
+
+    def out_err(layer):
+        return np.linalg.norm(x @ (w - pot.dequantize(layer.codes, layer.scale)).T)
+
+    assert out_err(fed) < 0.9 * out_err(near)
+    diag = pot.quantize_layer(w, 4, gram=np.diag(rng.uniform(0.5, 2.0, k)))
+    np.testing.assert_array_equal(diag.codes, near.codes)
+    with pytest.raises(ValueError, match="sparsity"):
+        pot.quantize_layer(w, 4, sparsity=0.5, gram=gptq.input_gram(x))
+
+
+def test_gptq_spec_needs_calibration_inputs():
+    from termshift.nn.gemm_formats import gemm_format
+    from termshift.nn.graph import quantize_gemm
+
+    rng = np.random.default_rng(5)
+    w, x = rng.normal(0, 0.1, (6, 20)), rng.normal(size=(200, 20))
+    spec = parse("pot:bits=4,round=gptq")
+    gf = gemm_format(spec)
+    assert gf.needs_calibration(spec) and not gf.needs_calibration(parse("pot:bits=4"))
+    with pytest.raises(ValueError, match="round=gptq needs the layer's calibration inputs"):
+        gf.quantize_weights(w, spec)
+    with pytest.raises(ValueError, match="pass x_calib"):
+        quantize_gemm("fc", w, None, 0.02, spec)
+    node = quantize_gemm("fc", w, None, 0.02, spec, x_calib=x)
+    plain = quantize_gemm("fc", w, None, 0.02, "pot:bits=4", x_calib=x)  # nearest: the inputs are not needed
+    np.testing.assert_array_equal(plain.payload["w"], quantize_gemm("fc", w, None, 0.02, "pot:bits=4").payload["w"])
+    np.testing.assert_array_equal(node.s_w, plain.s_w)
+    assert not np.array_equal(node.payload["w"], plain.payload["w"])

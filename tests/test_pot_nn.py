@@ -32,7 +32,8 @@ def tiny_mlp():
                          nn.Linear(17, 5)).eval()
 
 
-SPECS = ["pot:bits=4", "pot:bits=3,rounding=log,scale=pow2", "pot:bits=5,granularity=tensor,sparsity=0.5"]
+SPECS = ["pot:bits=4", "pot:bits=3,rounding=log,scale=pow2", "pot:bits=5,granularity=tensor,sparsity=0.5",
+         "pot:bits=3,round=gptq"]
 
 
 @pytest.mark.parametrize("fmt", SPECS)

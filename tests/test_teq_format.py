@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from termshift.formats import parse, teq
+from termshift.formats import gptq, parse, teq
 from termshift.formats.uniform import Requant
 
 
@@ -418,7 +418,7 @@ def test_gptq_lowers_the_output_error_on_correlated_inputs(seed):
         return np.linalg.norm(x @ (w - teq.dequantize(q, unit) * scale[:, None]).T)
 
     q_near = teq.quantize(w / scale[:, None], unit)
-    q_gptq = teq.gptq_round(w, scale, unit, teq.input_gram(x))
+    q_gptq = teq.gptq_round(w, scale, unit, gptq.input_gram(x))
     assert np.abs(q_gptq).max() <= unit.levels
     assert out_err(q_gptq) < 0.9 * out_err(q_near)
     assert not np.array_equal(q_gptq, q_near)
@@ -430,7 +430,7 @@ def test_gptq_rounds_dead_columns_to_zero_and_keeps_beta_grids():
     x[:, [4, 17]] = 0.0  # inputs that never fire: their weights cannot matter
     w = rng.normal(0, 0.2, (6, 20))
     unit = teq.TeqParams(1.0, 0.5, 1.5, 7, True)  # beta=on grid: levels b^e + 0.5
-    q = teq.gptq_round(w, np.full(6, 0.05), unit, teq.input_gram(x))
+    q = teq.gptq_round(w, np.full(6, 0.05), unit, gptq.input_gram(x))
     assert np.all(q[:, [4, 17]] == 0)
     assert np.abs(q).max() <= 7
 
@@ -450,11 +450,11 @@ def test_gptq_names_bad_input(change, message):
 
 
 def test_input_gram_checks_its_rows():
-    assert_array_equal(teq.input_gram(np.array([[1.0, 2.0], [3.0, 0.0]])), np.array([[5.0, 1.0], [1.0, 2.0]]))
+    assert_array_equal(gptq.input_gram(np.array([[1.0, 2.0], [3.0, 0.0]])), np.array([[5.0, 1.0], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="input rows"):
-        teq.input_gram(np.ones(3))
+        gptq.input_gram(np.ones(3))
     with pytest.raises(ValueError, match="at least one"):
-        teq.input_gram(np.ones((0, 3)))
+        gptq.input_gram(np.ones((0, 3)))
 
 
 def test_round_spec_option():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from termshift.checks import as_float_array, require_dtype, require_int, require_ndim
-from termshift.formats import uniform
+from termshift.formats import gptq, uniform
 from termshift.formats.spec import Param, parse_int
 
 
@@ -36,6 +36,9 @@ SPEC = {
     "granularity": Param("channel", str, {"channel", "tensor"}, "weight scale per output channel or per tensor"),
     "scale": Param("float", str, {"float", "pow2"}, "scale is max|w|, or max|w| rounded to a power of two"),
     "sparsity": Param(0.0, parse_fraction, None, "fraction of weights forced to zero by log-domain group pruning"),
+    "round": Param("nearest", str, {"nearest", "gptq"},
+                   "codes by nearest level, or by error feedback through the calibration inputs "
+                   "(termshift.formats.gptq; needs the layer's inputs, not with sparsity)"),
 }
 
 MAX_EMAX = 23  # largest shift whose single product 255 << emax still fits the 32-bit accumulator
@@ -239,13 +242,25 @@ class Layer:
 
 
 def quantize_layer(w2d, bits: int = 4, rounding: str = "linear", granularity: str = "channel",
-                   scale: str = "float", sparsity: float = 0.0, group: int = 8) -> Layer:
-    """A Linear/Conv2d weight (N, K) as the engine runs it: scale, codes, pruning, emax."""
+                   scale: str = "float", sparsity: float = 0.0, group: int = 8, gram=None) -> Layer:
+    """A Linear/Conv2d weight (N, K) as the engine runs it: scale, codes, pruning, emax.
+    `gram`: the calibration inputs' second moments (K, K); given, the codes
+    come from error-feedback rounding on the same levels (`gptq.gptq_round`)."""
     w2d = as_float_array(w2d, "w")
     require_ndim(w2d, "w", 2)
     emax = layer_emax(bits, w2d.shape[1])
     s = np.broadcast_to(weight_scale(w2d, granularity, scale, rounding), (w2d.shape[0],)).astype(np.float64)
-    codes = quantize(w2d, s, bits, rounding, levels=emax + 1)
+    if gram is None:
+        codes = quantize(w2d, s, bits, rounding, levels=emax + 1)
+    elif sparsity > 0:
+        raise ValueError("pot round=gptq with sparsity > 0 is not supported: pruning after the feedback would "
+                         "undo what it compensated; use round=nearest for pruned layers")
+    else:
+        def round_column(col, _k):
+            q = quantize(col[:, None], s, bits, rounding, levels=emax + 1)
+            return q[:, 0], dequantize(q, s)[:, 0]
+
+        codes = gptq.gptq_round(w2d, round_column, gram)
     if sparsity > 0:
         codes = prune(codes, normalized(w2d, s), sparsity, group)
     return Layer(codes, s, emax)

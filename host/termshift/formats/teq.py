@@ -12,7 +12,7 @@ with `gemm` bit for bit. This module owns, numpy only:
   shared by a layer's weights and activations), and which granularity a spec
   asks for (`per_channel`);
 - the weight rounding: nearest level, or with error feedback through the
-  calibration inputs' second moments (`input_gram`, `gptq_round`);
+  calibration inputs' second moments (`gptq_round` on `termshift.formats.gptq`);
 - the engine payload: packed n-bit weight codes (`pack_codes`), the 256-entry
   activation lookup table (`activation_lut`), the fixed-point tables
   (`layer_tables`);
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from termshift.checks import as_float_array, require_dtype, require_int, require_ndim
-from termshift.formats import uniform
+from termshift.formats import gptq, uniform
 from termshift.formats.spec import Param
 
 # ----------------------------------------------------------------------------- spec
@@ -385,63 +385,22 @@ def fit_layer(w, a_codes, bits: int, a_signed: bool, beta: bool = False, loss: s
 
 # ----------------------------------------------------------------------------- weight rounding
 
-GPTQ_DAMP = 0.01  # diagonal load, as a fraction of the mean input second moment
-GPTQ_BLOCK = 128  # columns rounded between two full updates of the rest
 
-
-def input_gram(rows) -> np.ndarray:
-    """Second moments X^T X / rows (K, K) of a GEMM's float input rows (rows, K)."""
-    x = as_float_array(rows, "input rows")
-    require_ndim(x, "input rows", 2)
-    if x.shape[0] == 0:
-        raise ValueError("input rows: need at least one calibration row")
-    return x.T @ x / x.shape[0]
-
-
-def gptq_round(w2d, row_scale, unit: TeqParams, gram, damp: float = GPTQ_DAMP) -> np.ndarray:
+def gptq_round(w2d, row_scale, unit: TeqParams, gram, damp: float = gptq.DAMP) -> np.ndarray:
     """Codes (N, K) int8 of weights w2d on per-row grids `row_scale[n] * unit`
-    (row n's level j is row_scale[n] * unit level j), chosen column by column
-    with each column's rounding error fed back into the columns not yet
-    rounded, weighted by the inverse of the inputs' second moments `gram`
-    (K, K): the optimal-brain-quantization step GPTQ (Frantar et al. 2023)
-    applies to uniform grids, here on the exponential ones. It minimizes the
-    output error on the calibration inputs, sum ||(W - Q) x||^2, greedily, where
-    nearest rounding minimizes the weight error; no retraining. Columns go in
-    decreasing input energy (GPTQ's "act order"). A column every
-    calibration input leaves at 0 is rounded to code 0 and feeds nothing back."""
-    w = np.array(as_float_array(w2d, "w2d"), np.float64)
-    require_ndim(w, "w2d", 2)
-    n, k = w.shape
+    (row n's level j is row_scale[n] times unit's level j), chosen by
+    error-feedback rounding (`termshift.formats.gptq`) with the calibration
+    inputs' second moments `gram` (K, K)."""
+    n = np.shape(w2d)[0]
     scale = np.asarray(row_scale, np.float64).reshape(-1)
     if scale.shape != (n,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise ValueError(f"row_scale must hold {n} finite positive scales")
-    h = np.array(as_float_array(gram, "gram"), np.float64)
-    if h.shape != (k, k):
-        raise ValueError(f"gram must be ({k}, {k}) for {k} input channels, got {h.shape}")
-    if not damp > 0:
-        raise ValueError(f"damp must be > 0, got {damp}")
-    dead = np.diag(h) <= 0
-    h[dead, dead] = 1.0
-    w[:, dead] = 0.0
-    h[np.diag_indices(k)] += damp * float(np.mean(np.diag(h)))
-    # Columns with the most input energy first, while every later column can still absorb their error.
-    order = np.argsort(-np.diag(h), kind="stable")
-    w, h = w[:, order], h[np.ix_(order, order)]
-    # Upper Cholesky factor of H^-1: row j holds the feedback of column j's error.
-    hinv = np.linalg.cholesky(np.linalg.inv(h)).T
-    q = np.zeros((n, k), np.int8)
-    for c0 in range(0, k, GPTQ_BLOCK):
-        c1 = min(c0 + GPTQ_BLOCK, k)
-        err = np.zeros((n, c1 - c0))
-        for j in range(c0, c1):
-            q[:, j] = quantize(w[:, j] / scale, unit)
-            e = (w[:, j] - dequantize(q[:, j], unit) * scale) / hinv[j, j]
-            w[:, j:c1] -= np.outer(e, hinv[j, j:c1])
-            err[:, j - c0] = e
-        w[:, c1:] -= err @ hinv[c0:c1, c1:]
-    out = np.empty_like(q)
-    out[:, order] = q
-    return out
+
+    def round_column(col, _k):
+        q = quantize(col / scale, unit)
+        return q, dequantize(q, unit) * scale
+
+    return gptq.gptq_round(w2d, round_column, gram, damp)
 
 
 def activation_codes(x, s_in: float, signed: bool) -> np.ndarray:

@@ -7,6 +7,13 @@ payload and look their format up here by the spec's name, so a new format
 plugs into lowering, execution, artifacts and costing by registering one
 object in `GEMM_FORMATS` (one line) from its own module.
 
+A format whose weights also depend on the layer's calibration inputs adds
+`quantize_layer(w2d, spec, x, s_in, signed, index, x_rows=None)` (x: the
+layer's float calibration inputs, x_rows: its GEMM input rows or a function
+making them, for convolutions) and `needs_calibration(spec)`; lowering
+calls it whenever it has the inputs (graph.quantize_gemm). `teq` always
+needs them, `pot` with `round=gptq`.
+
 The contract every format keeps: activations enter as int8/uint8 codes with a
 per-tensor scale s_in; the engine returns int32 that equals
 round(a . w / (s_in * s_w[n])) in accumulator units, i.e. dequantizes as

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from termshift.backends.engine_pot import POT_ENGINE, pot_gemm_cycles
-from termshift.formats import FormatSpec, parse, pot
+from termshift.formats import FormatSpec, gptq, parse, pot
 
 
 class PotGemm:
@@ -24,12 +24,34 @@ class PotGemm:
     name = "pot"
     engine = "pot"
 
-    def layer(self, w2d: np.ndarray, spec: FormatSpec) -> pot.Layer:
+    def layer(self, w2d: np.ndarray, spec: FormatSpec, gram=None) -> pot.Layer:
         return pot.quantize_layer(w2d, spec["bits"], spec["rounding"], spec["granularity"], spec["scale"],
-                                  spec["sparsity"], group=POT_ENGINE.cols)
+                                  spec["sparsity"], group=POT_ENGINE.cols, gram=gram)
+
+    def needs_calibration(self, spec: FormatSpec) -> bool:
+        return spec["round"] == "gptq"
 
     def quantize_weights(self, w2d: np.ndarray, spec: FormatSpec) -> tuple[dict, np.ndarray]:
+        if self.needs_calibration(spec):
+            raise ValueError(f"{spec}: round=gptq needs the layer's calibration inputs (graph.quantize_gemm "
+                             "with x_calib; lowering, the LSTM and MiniLM pass them)")
         layer = self.layer(w2d, spec)
+        return {"w": layer.codes}, layer.acc_scale
+
+    def quantize_layer(self, w2d: np.ndarray, spec: FormatSpec, x: np.ndarray, s_in: float, signed: bool,
+                       index: int, x_rows=None) -> tuple[dict, np.ndarray]:
+        """As quantize_weights; with round=gptq the codes are rounded with
+        error feedback through the layer's input rows (x, or x_rows for a
+        convolution's patches)."""
+        gram = None
+        if self.needs_calibration(spec):
+            rows = x_rows() if callable(x_rows) else x_rows
+            rows = np.asarray(x if rows is None else rows)
+            if rows.ndim != 2 or rows.shape[1] != w2d.shape[1]:
+                raise ValueError(f"pot round=gptq needs the GEMM's input rows (M, {w2d.shape[1]}), got "
+                                 f"shape {rows.shape}")
+            gram = gptq.input_gram(rows)
+        layer = self.layer(w2d, spec, gram)
         return {"w": layer.codes}, layer.acc_scale
 
     def weight_bits(self, spec: FormatSpec) -> float:

@@ -34,7 +34,7 @@ import numpy as np
 
 from termshift.backends.base import Backend, GemmResult
 from termshift.backends.engine_teq import TEQ_ENGINE, teq_cycles
-from termshift.formats import FormatSpec, parse, teq, uniform
+from termshift.formats import FormatSpec, gptq, parse, teq, uniform
 
 PARAMS = ("base", "alpha_w", "beta_w", "alpha_a", "beta_a", "unit", "a_signed", "rmae_w", "rmae_a")
 
@@ -48,7 +48,9 @@ class LayerInput:
     x: np.ndarray  # float input activations of the calibration batch
     s_in: float  # scale of the uniform input codes
     signed: bool  # input codes are int8 (else uint8)
-    rows: np.ndarray | None = None  # the GEMM's input rows (M, K) when x is not already that (conv: im2col patches)
+    # The GEMM's input rows (M, K) when x is not already that (conv: im2col
+    # patches), or a function that makes them: only round=gptq needs them.
+    rows: object = None
     _gram: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -60,11 +62,12 @@ class LayerInput:
         """Second moments (K, K) of the GEMM's input rows (`round=gptq`'s weighting)."""
         if self._gram is None:
             k = self.w2d.shape[1]
-            rows = self.rows if self.rows is not None else np.asarray(self.x)
+            rows = self.rows() if callable(self.rows) else self.rows
+            rows = np.asarray(self.x) if rows is None else np.asarray(rows)
             if rows.ndim != 2 or rows.shape[1] != k:
                 raise ValueError(f"{self.name}: teq round=gptq needs the GEMM's input rows (M, {k}); the "
                                  f"calibration input has shape {rows.shape} (pass x_rows, e.g. conv patches)")
-            self._gram = teq.input_gram(rows)
+            self._gram = gptq.input_gram(rows)
         return self._gram
 
 
@@ -150,7 +153,7 @@ class TeqGemm:
     _last_bits = float("nan")  # width of the layer quantized last (lower() asks for it right after)
 
     def quantize_layer(self, w2d: np.ndarray, spec: FormatSpec, x: np.ndarray, s_in: float, signed: bool,
-                       index: int, x_rows: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+                       index: int, x_rows=None) -> tuple[dict, np.ndarray]:
         """GEMM layer `index` (0-based, model order) fitted to its float
         calibration input `x`, whose uniform codes have scale `s_in`: the
         lowering hook docs/formats/teq.md section 10 proposes for lower.py."""
@@ -166,9 +169,11 @@ class TeqGemm:
         else:
             bits = int(spec["bits"])
         self._last_bits = float(bits)
-        inp = LayerInput(f"gemm{index}", w2d, np.asarray(x), float(s_in), bool(signed),
-                         None if x_rows is None else np.asarray(x_rows))
+        inp = LayerInput(f"gemm{index}", w2d, np.asarray(x), float(s_in), bool(signed), x_rows)
         return quantize_layer(w2d, bits, inp, spec["beta"] == "on", spec["fit"], teq.per_channel(spec), spec["round"])
+
+    def needs_calibration(self, spec: FormatSpec) -> bool:
+        return True  # the activation grid is fitted to the layer's inputs
 
     def quantize_weights(self, w2d: np.ndarray, spec: FormatSpec) -> tuple[dict, np.ndarray]:
         s = _SESSION.get()

@@ -282,12 +282,11 @@ def quantize_gemm(name: str, w2d: np.ndarray, b: np.ndarray | None, s_in: float,
     spec = parse(spec) if isinstance(spec, str) else spec
     gf = gemm_format(spec)
     w2d = np.asarray(w2d, np.float64)
-    if hasattr(gf, "quantize_layer"):
+    if hasattr(gf, "quantize_layer") and (x_calib is not None or gf.needs_calibration(spec)):
         if x_calib is None:
             raise ValueError(f"{name}: format {spec.name!r} fits each layer to its calibration activations; "
                              "pass x_calib (this GEMM's float inputs on the calibration data)")
-        rows = x_rows() if callable(x_rows) else x_rows
-        payload, s_w = gf.quantize_layer(w2d, spec, np.asarray(x_calib), s_in, in_signed, index, x_rows=rows)
+        payload, s_w = gf.quantize_layer(w2d, spec, np.asarray(x_calib), s_in, in_signed, index, x_rows=x_rows)
     else:
         payload, s_w = gf.quantize_weights(w2d, spec)
     bias = np.zeros(w2d.shape[0]) if b is None else np.asarray(b, np.float64)

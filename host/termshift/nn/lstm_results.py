@@ -22,7 +22,8 @@ from pathlib import Path
 
 from termshift.atomic import write_json_atomic
 
-POT = ["pot:bits=4", "pot:bits=4,rounding=log", "pot:bits=3", "pot:bits=3,rounding=log"]
+POT = ["pot:bits=4", "pot:bits=4,rounding=log", "pot:bits=3", "pot:bits=3,rounding=log", "pot:bits=4,round=gptq",
+       "pot:bits=3,round=gptq"]
 # The TR settings: the conventional 8-bit product (every term of 8-bit
 # weights and data: what "conventional" costs, MACs x 8 x 8 term pairs), the
 # default (4-bit base weights), then 6- and 8-bit base weights with larger

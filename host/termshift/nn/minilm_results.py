@@ -38,6 +38,8 @@ MAIN_ROWS = [
     ("onnx-int8", "onnx-int8"),
     ("pot", "pot:bits=4"),
     ("pot", "pot:bits=3"),
+    ("pot", "pot:bits=4,round=gptq"),
+    ("pot", "pot:bits=3,round=gptq"),
     ("tr", "tr:bits=8,group=16,budget=12,data_terms=3"),
     ("tr", "tr:bits=8,group=16,budget=24,data_terms=4"),
     ("tr", "tr:bits=8,group=16,budget=32,data_terms=4"),
