@@ -272,7 +272,7 @@ def quantize_gemm(name: str, w2d: np.ndarray, b: np.ndarray | None, s_in: float,
                   x_rows=None) -> QLinear:
     """One float Linear (w2d (N, K), bias (N,)) as a GEMM node in any format of
     nn/gemm_formats.py, fed codes of scale `s_in`. Formats fitted to their
-    calibration activations too (teq) need `x_calib` (float inputs of this GEMM
+    calibration activations too (teq; pot with round=gptq) need `x_calib` (float inputs of this GEMM
     on the calibration data) and `index` (the GEMM's position in its model);
     where x_calib is not the GEMM's input rows (M, K) (a convolution's input),
     `x_rows` gives them, or a callable that makes them when a format asks.

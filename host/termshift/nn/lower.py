@@ -149,7 +149,7 @@ def lower(model: nn.Module, calibration: np.ndarray, fmt: str | FormatSpec = "in
                 w2 = w.reshape(w.shape[0], -1)
                 b = op.module.bias.detach().double().numpy() if op.module.bias is not None else None
                 index = sum(isinstance(n, (QLinear, QConv2d)) for n in nodes)
-                # patches only when a format asks (teq round=gptq): a callable
+                # patches only when a format asks for them (round=gptq): a callable
                 rows = partial(conv_patches, op.module, x.numpy()) if op.kind == "conv2d" else None
                 gemm = quantize_gemm(op.name, w2, b, s_act, spec, x_calib=x.numpy(), in_signed=act_signed,
                                      index=index, a_bits=bits, x_rows=rows)
