@@ -57,3 +57,13 @@ def make_artifacts(directory, samples: int = 24, engine: str = "int", models=("m
         stem = name if engine == "int" else f"{name}_{engine}"
         out[name] = save_artifact(graph, directory / f"{stem}.tsm", expected=expected)
     return out
+
+
+def load_overlay(directory, **kw):
+    """(TermshiftOverlay, SimulatedZCU104) on the overlay in `directory`;
+    `build` and `latency_polls` go to the simulated board, the rest to the overlay."""
+    from termshift.board.driver import TermshiftOverlay
+    from termshift.board.simulated import SimulatedZCU104
+
+    dev = SimulatedZCU104(**{k: kw.pop(k) for k in ("build", "latency_polls") if k in kw})
+    return TermshiftOverlay(str(directory / "termshift.bit"), device=dev, **kw), dev

@@ -56,3 +56,14 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_skip(outcome.get_result(), "at collection")
+
+
+@pytest.fixture(scope="module")
+def overlay_dir(tmp_path_factory):
+    """A simulated overlay (.bit, .hwh, manifest) with every engine (the board tests)."""
+    from termshift.board.simulated import write_overlay
+
+    d = tmp_path_factory.mktemp("overlay")
+    write_overlay(d)
+    return d
+

@@ -297,3 +297,21 @@ def test_confirm_split_is_disjoint_from_validation():
     xc, yc = sb.confirm_split(data, 30, 500)  # as many as there are
     assert_array_equal(yc, np.arange(0, 70))
     assert sb.confirm_split(data, 30, 0) is None and sb.confirm_split(data, 100, 10) is None
+
+
+def test_best_uniform_is_the_cheapest_passing_setting_per_block_search():
+    # Quality rises with the mantissa; each block size needs a different one.
+    cands = [bfp.BfpParams(b, m, 8) for b in (4, 32) for m in range(2, 9)]
+    need = {4: 5, 32: 7}
+    bits = np.array([p.mantissa + 8 / p.block for p in cands])
+    layers = [sb.Layer(i, None, bits, bits, bits) for i in range(3)]
+    asked = []
+
+    def ok(j):
+        asked.append(j)
+        return cands[j].mantissa >= need[cands[j].block]
+
+    j, cost = sb.best_uniform(layers, cands, ok)
+    assert cands[j] == bfp.BfpParams(4, 5, 8) and cost == pytest.approx(3 * (5 + 2))
+    assert len(asked) < len(cands)  # binary search, not a sweep
+    assert sb.best_uniform(layers, cands, lambda j: False) is None

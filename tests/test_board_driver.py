@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _board_support import make_artifacts, require_pynq
+from _board_support import load_overlay, make_artifacts, require_pynq
 from numpy.testing import assert_array_equal
 
 require_pynq()
@@ -33,22 +33,10 @@ def artifacts(tmp_path_factory):
     return make_artifacts(tmp_path_factory.mktemp("artifacts"))
 
 
-@pytest.fixture(scope="module")
-def overlay_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("overlay")
-    write_overlay(d)
-    return d
-
-
-def _load(directory, **kw):
-    dev = SimulatedZCU104(**{k: kw.pop(k) for k in ("build", "latency_polls") if k in kw})
-    return TermshiftOverlay(str(directory / "termshift.bit"), device=dev, **kw), dev
-
-
 @pytest.mark.parametrize("build", ["fast", "exact"])
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_artifact_on_simulated_board_equals_reference(artifacts, overlay_dir, reference, model, build):
-    ol, dev = _load(overlay_dir, build=build)
+    ol, dev = load_overlay(overlay_dir, build=build)
     bm = ol.load_model(artifacts[model], batch_size=7)  # batches that do not divide the 24 samples
     x = bm.expected["input"]
     got = bm.run(x, keep_raw=True)
@@ -74,7 +62,7 @@ def _random_case(rng, m, n, k, signed_a, raw):
 
 
 def test_backend_gemm_bit_exact_with_row_tiling(overlay_dir, reference):
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     be = ol.backend("int")
     be.allocate_io(a_bytes=8 * 300, c_words=8 * 40)  # small: M is split into 8-row tiles
     rng = np.random.default_rng(5)
@@ -91,7 +79,7 @@ def test_backend_gemm_bit_exact_with_row_tiling(overlay_dir, reference):
 
 
 def test_sync_is_needed_buffers_are_not_coherent(overlay_dir):
-    _, dev = _load(overlay_dir)
+    _, dev = load_overlay(overlay_dir)
     buf = pynq.allocate((16,), np.int32, target=dev)
     buf[:] = np.arange(16)
     assert not dev.ddr_read(buf.device_address, 16, np.int32).any()  # still in the CPU cache
@@ -116,7 +104,7 @@ def test_offsets_are_read_from_the_hwh(tmp_path, reference):
         off += 16
     shifted = rm.RegisterMap("gemm_int", args)
     write_overlay(tmp_path, layouts={"int": shifted})
-    ol, _ = _load(tmp_path)
+    ol, _ = load_overlay(tmp_path)
     eng = ol.engine("int")
     assert eng.regmap.source == "hwh"
     assert eng.regmap["cycles"].words == shifted["cycles"].words != base["cycles"].words
@@ -134,7 +122,7 @@ def test_stale_hwh_is_caught(tmp_path):
                                                           None if a.ctrl is None else a.ctrl + 0x100)
                                         for k, a in base.args.items()})
     write_overlay(tmp_path, layouts={"int": moved}, hwh_layouts={"int": base})
-    ol, _ = _load(tmp_path)
+    ol, _ = load_overlay(tmp_path)
     a = np.ones((2, 3), np.uint8)
     w = np.ones((2, 3), np.int8)
     with pytest.raises(Exception, match="outside the simulated DDR|cannot run"):
@@ -144,7 +132,7 @@ def test_stale_hwh_is_caught(tmp_path):
 def test_hwh_without_register_map_uses_checked_fallback(tmp_path, reference):
     write_overlay(tmp_path, hwh_registers=False)
     with pytest.warns(UserWarning, match="no register map"):
-        ol, _ = _load(tmp_path)
+        ol, _ = load_overlay(tmp_path)
     assert ol.engine("int").regmap.source == "fallback"
     a, w, bias, rq = _random_case(np.random.default_rng(2), 9, 5, 20, True, False)
     assert_array_equal(ol.backend().gemm_int(a, w, bias, rq).out, reference.gemm_int(a, w, bias, rq).out)
@@ -160,7 +148,7 @@ def test_fallback_probe_rejects_a_non_idle_or_foreign_block():
 
 
 def test_hung_engine_times_out_with_a_register_dump(overlay_dir):
-    ol, dev = _load(overlay_dir, timeout_s=0.05)
+    ol, dev = load_overlay(overlay_dir, timeout_s=0.05)
     dev.engine("gemm_int_0").hung = True
     a = np.arange(12, dtype=np.uint8).reshape(3, 4)
     w = np.ones((5, 4), np.int8)
@@ -177,7 +165,7 @@ def test_hung_engine_times_out_with_a_register_dump(overlay_dir):
 
 
 def test_control_register_protocol(overlay_dir):
-    ol, _ = _load(overlay_dir, latency_polls=1)
+    ol, _ = load_overlay(overlay_dir, latency_polls=1)
     eng = ol.engine("int")
     r = eng.regmap
     assert eng.read_word(r.ctrl) == 0x4  # idle after reset
@@ -204,7 +192,7 @@ def test_control_register_protocol(overlay_dir):
 
 
 def test_throughput_test_returns_the_figures(artifacts, overlay_dir):
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     bm = ol.load_model(artifacts["cnn"], batch_size=16)
     t = bm.throughput_test(inferences=40)
     assert t["inferences"] == 40 and t["batch_size"] == 16 and t["engine"] == "int"
@@ -251,7 +239,7 @@ def test_patch_version_difference_is_a_note(tmp_path):
 
     major, minor, _ = termshift.__version__.split(".")[:3]
     write_overlay(tmp_path, manifest_overrides={"version": f"{major}.{minor}.99"})
-    ol, _ = _load(tmp_path)
+    ol, _ = load_overlay(tmp_path)
     assert any("same minor version" in n for n in ol.notes)
 
 
@@ -273,7 +261,7 @@ def test_hwh_parsers_agree(overlay_dir):
     engines = ["bfp", "int", "pot", "teq", "tr"]
     assert list(mine) == [f"gemm_{e}_0" for e in engines]
     legacy = _HWHUltrascale(str(overlay_dir / "termshift.hwh"))
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     for i, e in enumerate(engines):
         top, cell = f"gemm_{e}", f"gemm_{e}_0"
         ip = mine[cell]
@@ -297,7 +285,7 @@ def test_bitstream_header_is_a_real_bit_file(overlay_dir):
 
 def test_pl_clock_is_set_through_the_ps_registers(tmp_path):
     write_overlay(tmp_path, clock_mhz=150.0)
-    ol, _ = _load(tmp_path)
+    ol, _ = load_overlay(tmp_path)
     assert pynq.Clocks.fclk0_mhz == pytest.approx(1499.985 / 10)
     assert ol.clock_mhz == pytest.approx(149.9985)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _board_support import FORMAT_SPECS, make_artifacts, require_pynq
+from _board_support import FORMAT_SPECS, load_overlay, make_artifacts, require_pynq
 from numpy.testing import assert_array_equal
 
 require_pynq()
@@ -23,24 +23,11 @@ from termshift.board.driver import (
     HOST_ENGINES,
     BoardBackend,
     OverlayMismatch,
-    TermshiftOverlay,
 )
-from termshift.board.simulated import ENGINE_AXI_BUNDLES, SimulatedZCU104, write_overlay
+from termshift.board.simulated import ENGINE_AXI_BUNDLES, write_overlay
 
 ENGINES = ("int", "pot", "tr", "bfp", "teq")
 TOPS = Path(__file__).resolve().parents[1] / "hls" / "top"
-
-
-@pytest.fixture(scope="module")
-def overlay_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("overlay")
-    write_overlay(d)
-    return d
-
-
-def _load(directory, **kw):
-    dev = SimulatedZCU104(**{k: kw.pop(k) for k in ("build", "latency_polls") if k in kw})
-    return TermshiftOverlay(str(directory / "termshift.bit"), device=dev, **kw), dev
 
 
 # ------------------------------------------------------------------ against the HLS tops
@@ -107,7 +94,7 @@ def test_every_engine_call_equals_the_reference(overlay_dir, reference, engine):
     """The engine's own edge cases (length 1, ragged K, extreme codes, largest
     K, zero operands, requant ties) and random calls, through registers and DMA
     buffers."""
-    ol, dev = _load(overlay_dir)
+    ol, dev = load_overlay(overlay_dir)
     be = ol.backend(engine)
     n = _check_cases(be, engine, reference, get_engine(engine).cases(11, 6))
     assert dev.engine(f"gemm_{engine}_0").calls == be.stats.calls == n > 10
@@ -118,7 +105,7 @@ def test_every_engine_call_equals_the_reference(overlay_dir, reference, engine):
 def test_row_tiling_and_exact_build(overlay_dir, reference, engine):
     """Buffers too small for the batch: M is split into whole row tiles and
     the summed cycles still equal the reference's; the ap_types build agrees."""
-    ol, _ = _load(overlay_dir, build="exact")
+    ol, _ = load_overlay(overlay_dir, build="exact")
     be = ol.backend(engine)
     be.allocate_io(a_bytes=8 * 700, c_words=8 * 40)
     rng = np.random.default_rng(7)
@@ -134,7 +121,7 @@ def test_row_tiling_and_exact_build(overlay_dir, reference, engine):
 
 
 def test_preloaded_constants_are_not_packed_again(overlay_dir, reference):
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     be = ol.backend("bfp")
     _, ops = next(iter(get_engine("bfp").cases(1, 0)))
     consts = {k: v for k, v in ops.items() if k != "a"}
@@ -150,7 +137,7 @@ def test_preloaded_constants_are_not_packed_again(overlay_dir, reference):
 
 
 def test_tr_unused_pointer_registers_are_zero(overlay_dir, reference):
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     eng = ol.engine("tr")
     be = ol.backend("tr")
     by_mode = {}
@@ -171,7 +158,7 @@ def test_tr_unused_pointer_registers_are_zero(overlay_dir, reference):
 
 
 def test_backend_refuses_another_engines_operands(overlay_dir):
-    ol, _ = _load(overlay_dir)
+    ol, _ = load_overlay(overlay_dir)
     with pytest.raises(OverlayMismatch, match="drives the 'pot' engine, not 'int'"):
         ol.backend("pot").run("int", a=np.ones((1, 2), np.uint8), w=np.ones((1, 2), np.int8))
     with pytest.raises(OverlayMismatch, match="no driver for engine 'fp8'"):
@@ -181,7 +168,7 @@ def test_backend_refuses_another_engines_operands(overlay_dir):
 
 
 def test_bad_register_values_are_refused_by_the_simulated_engine(overlay_dir):
-    ol, dev = _load(overlay_dir)
+    ol, dev = load_overlay(overlay_dir)
     eng = ol.engine("teq")
     buf = __import__("pynq").allocate((4096,), np.uint8, target=dev)
     ptrs = {a: buf.device_address for a, kind, _ in rm.TOP_ARGS["gemm_teq"] if kind == "ptr"}
@@ -202,7 +189,7 @@ def format_artifacts(tmp_path_factory):
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != "int"])
 def test_model_in_every_format_equals_the_reference(format_artifacts, overlay_dir, reference, engine, model):
-    ol, dev = _load(overlay_dir)
+    ol, dev = load_overlay(overlay_dir)
     bm = ol.load_model(format_artifacts[engine][model], batch_size=5)
     assert bm.engine_name == engine and bm.graph.fmt.startswith(engine)
     x = bm.expected["input"]
@@ -221,7 +208,7 @@ def test_model_in_every_format_equals_the_reference(format_artifacts, overlay_di
 
 def test_overlay_without_the_models_engine_is_refused(format_artifacts, tmp_path):
     write_overlay(tmp_path / "int_only", engines=("int",))
-    ol, _ = _load(tmp_path / "int_only")
+    ol, _ = load_overlay(tmp_path / "int_only")
     assert ol.engine_names == ["int"]
     with pytest.raises(OverlayMismatch, match=r"mlp_pot.tsm is a pot:bits=4\S* model: it needs engine 'pot' \(gemm_pot\) but the overlay has "
                                               r"only int; build an overlay with TERMSHIFT_ENGINES including pot"):
@@ -229,7 +216,7 @@ def test_overlay_without_the_models_engine_is_refused(format_artifacts, tmp_path
     # The manifest promises teq, but the .hwh (from another build) has no such IP.
     write_overlay(tmp_path / "stale", engines=("int", "teq"), omit_from_hwh=("teq",))
     with pytest.raises(OverlayMismatch, match="engine 'teq' at cell 'gemm_teq_0' but the .hwh has no such IP"):
-        _load(tmp_path / "stale")
+        load_overlay(tmp_path / "stale")
 
 
 def test_cli_runs_every_format(format_artifacts, capsys):

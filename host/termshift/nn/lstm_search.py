@@ -328,7 +328,7 @@ def search_bfp(params: LSTMParams, stats: dict, streams, stat_ids: np.ndarray, m
     uniform setting; that setting (smallest mantissa per block size meeting
     the target, by binary search, the cheapest of those) is returned too."""
     from termshift.backends import get_backend
-    from termshift.search.bfp import CANDIDATES, plan_cost, search, uniform_plan
+    from termshift.search.bfp import CANDIDATES, best_uniform, search, uniform_plan
 
     t0 = time.perf_counter()
     candidates = tuple(candidates or CANDIDATES)
@@ -348,22 +348,7 @@ def search_bfp(params: LSTMParams, stats: dict, streams, stat_ids: np.ndarray, m
             print(f"bfp uniform {candidates[j].spec()}: {v:.4f} bits/char (target {target:.4f})", file=sys.stderr)
         return v <= target
 
-    best = None
-    for block in sorted({p.block for p in candidates}):
-        js = sorted((j for j, p in enumerate(candidates) if p.block == block), key=lambda j: candidates[j].mantissa)
-        lo, hi = 0, len(js) - 1
-        if not uniform_ok(js[hi]):
-            continue
-        while lo < hi:  # bits/char falls as the mantissa widens
-            mid = (lo + hi) // 2
-            if uniform_ok(js[mid]):
-                hi = mid
-            else:
-                lo = mid + 1
-        j = js[hi]
-        cost = plan_cost(layers, (j,) * n, metric)
-        if best is None or cost < best[1]:
-            best = (j, cost)
+    best = best_uniform(layers, candidates, uniform_ok, metric)
     starts = (uniform_plan(layers, candidates[best[0]], candidates),) if best else ()
     res = search(layers, _BpcEvaluator(runner, int8), tol, metric, time_budget, 0.0, starts=starts)
     uni = None if best is None else {"spec": candidates[best[0]].spec(), "cost": best[1],

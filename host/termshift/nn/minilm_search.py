@@ -255,7 +255,7 @@ def search_bfp_plan(encoder: Encoder, calib: Calibration, texts: list[str] | Non
     the best uniform setting (module docstring)."""
     from termshift.backends import get_backend
     from termshift.nn.minilm import COST_TOKENS
-    from termshift.search.bfp import CANDIDATES, plan_cost, search, uniform_plan
+    from termshift.search.bfp import CANDIDATES, best_uniform, search, uniform_plan
 
     t0 = time.perf_counter()
     candidates = tuple(candidates or CANDIDATES)
@@ -283,21 +283,7 @@ def search_bfp_plan(encoder: Encoder, calib: Calibration, texts: list[str] | Non
             print(f"bfp uniform {candidates[j].spec()}: cosine {v:.4f} (target {target:.4f})", file=sys.stderr)
         return v >= target
 
-    best = None
-    for block in sorted({p.block for p in candidates}):
-        js = sorted((j for j, p in enumerate(candidates) if p.block == block), key=lambda j: candidates[j].mantissa)
-        lo, hi = 0, len(js) - 1
-        if not uniform_ok(js[hi]):
-            continue
-        while lo < hi:  # the cosine rises with the mantissa
-            mid = (lo + hi) // 2
-            if uniform_ok(js[mid]):
-                hi = mid
-            else:
-                lo = mid + 1
-        cost = plan_cost(layers, (js[hi],) * n, metric)
-        if best is None or cost < best[1]:
-            best = (js[hi], cost)
+    best = best_uniform(layers, candidates, uniform_ok, metric)
     starts = (uniform_plan(layers, candidates[best[0]], candidates),) if best else ()
     res = search(layers, _CosineEvaluator(runner, int8), tol, metric, time_budget, 0.0, starts=starts)
     uni = None if best is None else {"spec": candidates[best[0]].spec(), "cost": best[1],

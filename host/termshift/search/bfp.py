@@ -539,6 +539,30 @@ def bitq_score(accuracy: float, dm: float, dm_max: float) -> float:
     return (100.0 - 100.0 * accuracy) / 100.0 + 0.2 * dm / dm_max
 
 
+def best_uniform(layers: list[Layer], candidates, ok, metric: str = "bits") -> tuple[int, float] | None:
+    """(candidate index, plan cost) of the cheapest uniform setting for which
+    `ok(j)` holds (every layer at candidates[j]), or None. Per block size the
+    smallest passing mantissa is found by binary search (quality rises with the
+    mantissa), after checking that the widest passes at all."""
+    n = len(layers)
+    best = None
+    for block in sorted({p.block for p in candidates}):
+        js = sorted((j for j, p in enumerate(candidates) if p.block == block), key=lambda j: candidates[j].mantissa)
+        lo, hi = 0, len(js) - 1
+        if not ok(js[hi]):
+            continue
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ok(js[mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        cost = plan_cost(layers, (js[hi],) * n, metric)
+        if best is None or cost < best[1]:
+            best = (js[hi], cost)
+    return best
+
+
 def uniform_plan(layers: list[Layer], p: bfp.BfpParams, candidates=SEARCH_CANDIDATES) -> tuple:
     return (candidates.index(p),) * len(layers)
 
